@@ -1,0 +1,1 @@
+"""Builder CLIs turning raw datasets into the original release's TFRecords."""

@@ -1,0 +1,101 @@
+"""The original release's model flags (`common.py`), shared by every CLI.
+
+Multi-valued flags take the original repeated form (`--crop_size=513
+--crop_size=513`) and comma lists (`--crop_size=513,513`).
+"""
+
+from absl import flags
+
+from deeplab_dpc.options import ModelOptions
+
+FLAGS = flags.FLAGS
+
+
+def define_model_flags(model_variant='mobilenet_v2', output_stride=16):
+  """Defines the model flags with the original names and defaults.
+
+  Args:
+    model_variant: Default of --model_variant (the original's common default).
+    output_stride: Default of --output_stride (each original CLI sets its own).
+  """
+  flags.DEFINE_string('model_variant', model_variant, 'DeepLab model variant: '
+                      'xception_41, xception_65, xception_71 or mobilenet_v2.')
+  flags.DEFINE_integer('output_stride', output_stride,
+                       'Ratio of input to output spatial resolution (8, 16 or 32).')
+  flags.DEFINE_multi_string('atrous_rates', None, 'ASPP atrous rates, e.g. 6,12,18.')
+  flags.DEFINE_multi_string('multi_grid', None,
+                            'Rates of the three convs of exit_flow/block2, e.g. 1,2,4.')
+  flags.DEFINE_multi_string('decoder_output_stride', None,
+                            'Decoder stage strides, e.g. 4; unset: no decoder.')
+  flags.DEFINE_boolean('decoder_use_separable_conv', True,
+                       'Split separable convs in the decoder.')
+  flags.DEFINE_string('dense_prediction_cell_json', '',
+                      'A dense prediction cell JSON file; unset: ASPP head.')
+  flags.DEFINE_boolean('add_image_level_feature', True, 'ASPP image pooling branch.')
+  flags.DEFINE_multi_string('image_pooling_crop_size', None,
+                            'Crop size the image pooling kernel derives from.')
+  flags.DEFINE_multi_string('image_pooling_stride', ['1', '1'], 'Image pooling stride.')
+  flags.DEFINE_boolean('aspp_with_batch_norm', True, 'Batch norm in ASPP.')
+  flags.DEFINE_boolean('aspp_with_separable_conv', True, 'Split separable ASPP convs.')
+  flags.DEFINE_integer('logits_kernel_size', 1, 'Kernel of the logits conv.')
+  flags.DEFINE_float('depth_multiplier', 1.0, 'MobileNet-v2 width multiplier.')
+  flags.DEFINE_integer('divisible_by', None, 'MobileNet-v2 channel rounding.')
+  flags.DEFINE_enum('merge_method', 'max', ['max', 'avg'], 'Image pyramid merge.')
+  flags.DEFINE_boolean('prediction_with_upsampled_logits', True,
+                       'Upsample logits before the argmax.')
+
+
+def multi_ints(values, flag: str) -> list[int] | None:
+  """Joins a repeated / comma-list integer flag; ValueError naming the flag."""
+  if not values:
+    return None
+  parts = [p.strip() for v in values for p in str(v).split(',') if p.strip()]
+  try:
+    return [int(p) for p in parts]
+  except ValueError:
+    raise ValueError(f'--{flag} must be integers (e.g. 129,161), got {",".join(values)}') \
+        from None
+
+
+def multi_floats(values, flag: str) -> list[float] | None:
+  """Joins a repeated / comma-list float flag; ValueError naming the flag."""
+  if not values:
+    return None
+  parts = [p.strip() for v in values for p in str(v).split(',') if p.strip()]
+  try:
+    return [float(p) for p in parts]
+  except ValueError:
+    raise ValueError(f'--{flag} must be numbers (e.g. 0.75,1.0), got {",".join(values)}') \
+        from None
+
+
+def model_options_from_flags(num_classes: int, crop_size, **overrides) -> ModelOptions:
+  """Validated `ModelOptions` from the model flags.
+
+  Args:
+    num_classes: Number of classes (from --num_classes or the dataset).
+    crop_size: (height, width) the model is built for.
+    **overrides: Further option fields (e.g. fine_tune_batch_norm).
+  """
+  return ModelOptions.create(
+      num_classes=num_classes,
+      crop_size=crop_size,
+      model_variant=FLAGS.model_variant,
+      output_stride=FLAGS.output_stride,
+      atrous_rates=multi_ints(FLAGS.atrous_rates, 'atrous_rates'),
+      multi_grid=multi_ints(FLAGS.multi_grid, 'multi_grid'),
+      decoder_output_stride=multi_ints(FLAGS.decoder_output_stride, 'decoder_output_stride'),
+      decoder_use_separable_conv=FLAGS.decoder_use_separable_conv,
+      dense_prediction_cell_json=FLAGS.dense_prediction_cell_json,
+      add_image_level_feature=FLAGS.add_image_level_feature,
+      image_pooling_crop_size=multi_ints(FLAGS.image_pooling_crop_size,
+                                         'image_pooling_crop_size'),
+      image_pooling_stride=multi_ints(FLAGS.image_pooling_stride, 'image_pooling_stride'),
+      aspp_with_batch_norm=FLAGS.aspp_with_batch_norm,
+      aspp_with_separable_conv=FLAGS.aspp_with_separable_conv,
+      logits_kernel_size=FLAGS.logits_kernel_size,
+      depth_multiplier=FLAGS.depth_multiplier,
+      divisible_by=FLAGS.divisible_by,
+      merge_method=FLAGS.merge_method,
+      prediction_with_upsampled_logits=FLAGS.prediction_with_upsampled_logits,
+      **overrides)
