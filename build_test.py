@@ -91,5 +91,5 @@ def test_sources_exist_and_dependencies_resolve():
 
 def test_command_line_tools_are_binaries():
   root_targets = {name: kind for kind, name, _, _ in _all_targets()['']}
-  for cli in ('export', 'segment'):
+  for cli in ('export', 'segment', 'train', 'eval', 'vis'):
     assert root_targets.get(cli) == 'py_binary', cli

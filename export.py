@@ -1,10 +1,15 @@
-"""Exports a DeepLab checkpoint (original TF1 or ours) as a SavedModel.
+"""Exports a DeepLab checkpoint (original TF1 or ours) as a SavedModel and/or a TFLite file.
 
 Example:
   python export.py --checkpoint_path=model.ckpt --export_path=/tmp/deeplab \
     --model_variant=xception_65 --output_stride=16 --crop_size=513,513 \
     --num_classes=19 --decoder_output_stride=4 \
     --dense_prediction_cell_json=deeplab_dpc/cells/dense_prediction_cell_branch5_top1_cityscapes.json
+
+Images of any size (SavedModel): add --min_resize_value=513 --max_resize_value=513.
+TFLite (fixed input size = --crop_size): add --tflite_path=/tmp/deeplab.tflite and
+optionally --quantization=dynamic_range, or --quantization=full_integer
+--dataset=demo --dataset_dir=DIR (calibration images). See docs/serving.md.
 """
 
 from absl import flags
@@ -25,22 +30,60 @@ flags.DEFINE_multi_string('crop_size', ['513', '513'], 'Crop size [height, width
 flags.DEFINE_multi_string('inference_scales', ['1.0'], 'Scales of the image pyramid.')
 flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped passes.')
 model_flags.define_model_flags(output_stride=8)
+# The original common.py --min_resize_value, --max_resize_value and --resize_factor: with
+# them the SavedModel takes images of any size. --dataset and --dataset_dir name the
+# full-integer calibration images.
+model_flags.define_dataset_flags()
+# TFLite (new flags, not in the original).
+flags.DEFINE_string('tflite_path', None,
+                    'Also (or only) write a TFLite file with a fixed [1, crop_h, crop_w, 3] '
+                    'float32 input.')
+flags.DEFINE_enum('quantization', 'none', ['none', 'dynamic_range', 'full_integer'],
+                  'TFLite quantization; full_integer calibrates on --dataset_dir.')
+flags.DEFINE_boolean('tflite_with_logits', False, 'The TFLite file also outputs logits.')
+flags.DEFINE_string('representative_split', 'train', 'Split of the calibration images.')
+flags.DEFINE_integer('num_representative_images', 100, 'Number of calibration images.')
 
 
 def main(argv):
   del argv
-  for name in ('checkpoint_path', 'export_path'):
-    if not getattr(FLAGS, name):
-      raise ValueError(f'--{name} is required')
-  options = model_flags.model_options_from_flags(
-      FLAGS.num_classes, model_flags.multi_ints(FLAGS.crop_size, 'crop_size'))
+  if not FLAGS.checkpoint_path:
+    raise ValueError('--checkpoint_path is required')
+  if not FLAGS.export_path and not FLAGS.tflite_path:
+    raise ValueError('--export_path is required (or --tflite_path for a TFLite file only)')
+  quantization = None if FLAGS.quantization == 'none' else FLAGS.quantization
+  if quantization and not FLAGS.tflite_path:
+    raise ValueError(f'--quantization={quantization} applies to the TFLite file: set '
+                     '--tflite_path')
+  if quantization == 'full_integer' and not FLAGS.dataset_dir:
+    raise ValueError('--quantization=full_integer needs --dataset_dir (and --dataset) for '
+                     'its calibration images')
+  resize = {'min_resize_value': FLAGS.min_resize_value,
+            'max_resize_value': FLAGS.max_resize_value,
+            'resize_factor': FLAGS.resize_factor}
+  serving.check_resize_values(**resize)
+  crop_size = model_flags.crop_size(FLAGS.crop_size, 'crop_size')
+  options = model_flags.model_options_from_flags(FLAGS.num_classes, crop_size)
+  scales = model_flags.multi_floats(FLAGS.inference_scales, 'inference_scales')
   model = model_lib.build_model(options)
   checkpoints.load_checkpoint(model, FLAGS.checkpoint_path, flag='checkpoint_path')
-  path = serving.export_saved_model(
-      model, FLAGS.export_path,
-      inference_scales=model_flags.multi_floats(FLAGS.inference_scales, 'inference_scales'),
-      add_flipped_images=FLAGS.add_flipped_images)
-  print(f'SavedModel written to {path}')
+  if FLAGS.export_path:
+    path = serving.export_saved_model(model, FLAGS.export_path, inference_scales=scales,
+                                      add_flipped_images=FLAGS.add_flipped_images, **resize)
+    print(f'SavedModel written to {path}')
+  if FLAGS.tflite_path:
+    # Imported only when asked: it loads the converter.
+    from deeplab_dpc import tflite  # pylint: disable=g-import-not-at-top
+    images = None
+    if quantization == 'full_integer':
+      images = tflite.representative_images_from_dataset(
+          FLAGS.dataset, FLAGS.dataset_dir, FLAGS.representative_split, options.crop_size,
+          FLAGS.num_representative_images, **resize)
+    path = tflite.export_tflite(model, FLAGS.tflite_path, quantization, images,
+                                inference_scales=scales,
+                                add_flipped_images=FLAGS.add_flipped_images,
+                                with_logits=FLAGS.tflite_with_logits)
+    print(f'TFLite file ({FLAGS.quantization}) written to {path}')
 
 
 if __name__ == '__main__':

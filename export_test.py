@@ -1,5 +1,7 @@
-"""export.py: the SavedModel contract, golden parity through it, and user mistakes."""
+"""export.py: the SavedModel contract, golden parity through it, any-size images,
+the TFLite flags, and user mistakes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +14,11 @@ from deeplab_dpc import cell
 from deeplab_dpc import checkpoints
 from deeplab_dpc import model as model_lib
 from deeplab_dpc import options as options_lib
+from deeplab_dpc import serving
+from deeplab_dpc import tflite
+from deeplab_dpc.data import demo
+from deeplab_dpc.data import preprocess
+from deeplab_dpc.data import shard_writer
 from deeplab_dpc.testing import golden
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -112,6 +119,10 @@ def test_multi_scale_export_equals_in_process_prediction(tmp_path):
 
 @pytest.mark.parametrize('flags, message', [
     ([], '--checkpoint_path is required'),
+    (['--quantization=dynamic_range'], '--quantization=dynamic_range applies to the TFLite'),
+    (['--tflite_path=/tmp/x.tflite', '--quantization=full_integer'],
+     '--quantization=full_integer needs --dataset_dir'),
+    (['--max_resize_value=100'], '--max_resize_value=100 needs --min_resize_value'),
     (['--checkpoint_path=/nonexistent/model.ckpt'], '--checkpoint_path: no checkpoint at'),
     (['--output_stride=12'], '--output_stride must be 8, 16 or 32'),
     (['--crop_size=129,x'], '--crop_size must be integers'),
@@ -138,3 +149,106 @@ def test_checkpoint_of_another_variant(golden_checkpoint, tmp_path):
   assert result.returncode == 2
   assert 'holds backbone xception_65: check --model_variant' in result.stderr
   assert not os.path.exists(tmp_path / 'o')
+
+
+# Any-size SavedModel and the TFLite flags: MobileNet-v2 + DPC with the golden
+# recipe weights (real-scale logits, quick to convert), 129x161.
+MOBILENET_CASE = 'mobilenetv2_dpc_os16'
+MOBILENET_FLAGS = ['--model_variant=mobilenet_v2', '--output_stride=16', '--crop_size=129,161',
+                   '--num_classes=19', f'--dense_prediction_cell_json={cell.RELEASED_CELL_PATH}']
+
+
+@pytest.fixture(scope='module')
+def mobilenet(tmp_path_factory):
+  root = tmp_path_factory.mktemp('mobilenet')
+  prefix = golden.write_checkpoint(MOBILENET_CASE, str(root))
+  model = model_lib.build_model(golden.model_options(MOBILENET_CASE))
+  checkpoints.load_tf1_checkpoint(model, prefix)
+  return model, prefix, root
+
+
+@pytest.fixture(scope='module')
+def any_size_export(mobilenet):
+  """One export.py run: the any-size SavedModel and a full-integer TFLite file."""
+  _, prefix, root = mobilenet
+  demo_dir = str(root / 'demo')
+  # Four demo images are enough calibration for a plumbing test.
+  shard_writer.write_split(demo_dir, 'train', [('train', i) for i in range(4)],
+                           demo.to_example, 1)
+  paths = {'saved_model': str(root / 'any_size'), 'tflite': str(root / 'model.tflite')}
+  result = _export(f'--checkpoint_path={prefix}', f'--export_path={paths["saved_model"]}',
+                   *MOBILENET_FLAGS, '--min_resize_value=129', '--max_resize_value=129',
+                   f'--tflite_path={paths["tflite"]}', '--quantization=full_integer',
+                   '--dataset=demo', f'--dataset_dir={demo_dir}',
+                   '--num_representative_images=4')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'TFLite file (full_integer) written to' in result.stdout
+  paths['serve'] = tf.saved_model.load(paths['saved_model']).signatures['serving_default']
+  return paths
+
+
+def _any_size_reference(model, images, min_size, max_size):
+  """The original export's steps, one by one: resize, pad, predict, crop, resize back."""
+  height, width = images.shape[1:3]
+  resized = np.stack([preprocess.resize_to_range(tf.constant(i, tf.float32), None, min_size,
+                                                 max_size)[0].numpy() for i in images])
+  new_h, new_w = resized.shape[1:3]
+  padded = np.full((len(images), 129, 161, 3), 127.5, np.float32)
+  padded[:, :new_h, :new_w] = resized
+  out = model_lib.predict(model, padded)
+  labels = np.asarray(out['semantic_predictions'])[:, :new_h, :new_w, None]
+  labels = tf.raw_ops.ResizeNearestNeighbor(images=labels, size=[height, width],
+                                            align_corners=True, half_pixel_centers=False)
+  logits = tf.raw_ops.ResizeBilinear(images=np.asarray(out['logits'])[:, :new_h, :new_w],
+                                     size=[height, width], align_corners=True,
+                                     half_pixel_centers=False)
+  return labels[..., 0].numpy(), logits.numpy(), (new_h, new_w)
+
+
+@pytest.mark.parametrize('shape', [(1, 300, 200), (2, 90, 250), (1, 129, 161)])
+def test_any_size_saved_model_resizes_pads_and_resizes_back(any_size_export, mobilenet,
+                                                            shape):
+  image = golden.outputs(MOBILENET_CASE)['input_images'][0]
+  images = tf.image.resize(image[None], shape[1:], antialias=True).numpy()
+  images = np.concatenate([images, images[:, ::-1]])[:shape[0]].clip(0, 255).astype(np.uint8)
+  out = any_size_export['serve'](image=tf.constant(images))
+  assert out['semantic_predictions'].shape == shape
+  assert out['semantic_probabilities'].shape == (*shape, 19)
+  labels, logits, resized_size = _any_size_reference(mobilenet[0], images, 129, 129)
+  assert max(resized_size) == 129  # Even an image of the crop size is resized to the range.
+  np.testing.assert_allclose(out['logits'].numpy(), logits, atol=1e-4 * np.abs(logits).max())
+  assert np.mean(out['semantic_predictions'].numpy() == labels) > 0.999
+
+
+def test_any_size_saved_model_records_its_resize_values(any_size_export):
+  with open(os.path.join(any_size_export['saved_model'], 'assets',
+                         'deeplab_options.json'), encoding='utf-8') as f:
+    recorded = json.load(f)
+  assert (recorded['min_resize_value'], recorded['max_resize_value'],
+          recorded['resize_factor']) == (129, 129, None)
+
+
+def test_resized_image_larger_than_the_crop_is_an_error(mobilenet):
+  # Portrait images resized to a larger side of 161 are 161 high: over the 129 crop.
+  serve = serving.serving_function(mobilenet[0], min_resize_value=129, max_resize_value=161)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='resized image height exceeds the crop height 129 '
+                     r'\(lower --max_resize_value'):
+    serve(tf.zeros([1, 300, 200, 3], tf.uint8))
+
+
+def test_exported_tflite_agrees_with_the_saved_model(any_size_export):
+  image = golden.outputs(MOBILENET_CASE)['input_images'][0]
+  # The client resizes as the SavedModel does (to 103x129) and resizes back.
+  segmenter = tflite.TFLiteSegmenter(any_size_export['tflite'], min_resize_value=129,
+                                     max_resize_value=129)
+  labels = segmenter(image)
+  expected = any_size_export['serve'](image=tf.constant(image[None]))['semantic_predictions']
+  assert labels.shape == (129, 161)
+  # Without --tflite_with_logits only the argmax leaves the model.
+  outputs = segmenter.runner.get_output_details()
+  assert list(outputs) == ['semantic_predictions']
+  assert outputs['semantic_predictions']['dtype'] == np.int32
+  # Full-integer calibrated on 4 demo images (another domain than this photo):
+  # a plumbing check, not the quality bar (tflite_test.py and the benchmark).
+  assert np.mean(labels == expected.numpy()[0]) > 0.8

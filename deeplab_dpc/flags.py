@@ -41,8 +41,21 @@ def define_model_flags(model_variant='mobilenet_v2', output_stride=16):
   flags.DEFINE_float('depth_multiplier', 1.0, 'MobileNet-v2 width multiplier.')
   flags.DEFINE_integer('divisible_by', None, 'MobileNet-v2 channel rounding.')
   flags.DEFINE_enum('merge_method', 'max', ['max', 'avg'], 'Image pyramid merge.')
+  flags.DEFINE_float('batch_norm_decay', None, 'Batch-norm moving-average decay (unset: '
+                     'the original 0.9997, 0.997 in the MobileNet-v2 backbone).')
   flags.DEFINE_boolean('prediction_with_upsampled_logits', True,
                        'Upsample logits before the argmax.')
+
+
+def define_dataset_flags():
+  """The original's dataset and resizing flags, shared by train, eval, vis and search."""
+  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('dataset', 'pascal_voc_seg',
+                      'Dataset: ' + ', '.join(descriptors.DATASET_NAMES) + '.')
+  flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards (or tfds:<name>).')
+  flags.DEFINE_integer('min_resize_value', None, 'Resize the smaller image side to this.')
+  flags.DEFINE_integer('max_resize_value', None, 'Maximum size of the larger image side.')
+  flags.DEFINE_integer('resize_factor', None, 'Resized sides are multiples of it plus one.')
 
 
 def multi_ints(values, flag: str) -> list[int] | None:
@@ -67,6 +80,15 @@ def multi_floats(values, flag: str) -> list[float] | None:
   except ValueError:
     raise ValueError(f'--{flag} must be numbers (e.g. 0.75,1.0), got {",".join(values)}') \
         from None
+
+
+def crop_size(values, flag: str) -> tuple[int, int]:
+  """A "height,width" flag (comma list or repeated) as a pair; errors name the flag."""
+  sizes = multi_ints(values, flag)
+  if not sizes or len(sizes) != 2 or min(sizes) < 1:
+    raise ValueError(f'--{flag} must be two positive integers "height,width", '
+                     f'got {",".join(values or [])!r}')
+  return sizes[0], sizes[1]
 
 
 def model_options_from_flags(num_classes: int, crop_size, **overrides) -> ModelOptions:
@@ -98,4 +120,5 @@ def model_options_from_flags(num_classes: int, crop_size, **overrides) -> ModelO
       divisible_by=FLAGS.divisible_by,
       merge_method=FLAGS.merge_method,
       prediction_with_upsampled_logits=FLAGS.prediction_with_upsampled_logits,
+      batch_norm_decay=FLAGS.batch_norm_decay,
       **overrides)

@@ -42,7 +42,8 @@ class DeepLabModel(keras.Model):
         end_points[s] for s in (options.decoder_output_stride or ()))
     self.backbone = backbones.build_backbone(options, self.decoder_end_point_names)
     conv_kwargs = dict(batch_norm_epsilon=constants.HEAD_BATCH_NORM_EPSILON,
-                       batch_norm_decay=constants.HEAD_BATCH_NORM_DECAY,
+                       batch_norm_decay=(options.batch_norm_decay or
+                                         constants.HEAD_BATCH_NORM_DECAY),
                        fine_tune_batch_norm=options.fine_tune_batch_norm,
                        sync_batch_norm=options.sync_batch_norm,
                        weight_decay=options.weight_decay)

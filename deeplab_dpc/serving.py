@@ -1,13 +1,27 @@
 """SavedModel export with the signature serving systems call.
 
-`serving_default(image)`: uint8 [batch, height, width, 3] with height and width
-at most the crop size. As the original `export_model.py`, smaller images are padded
-(bottom/right) with the mean pixel to the crop size, and the outputs are cropped
-back to the input size:
+`serving_default(image)`: uint8 [batch, height, width, 3]. Returns
 
 * `semantic_predictions`: int32 [batch, height, width];
 * `semantic_probabilities`: float32 [batch, height, width, classes];
-* `logits`: float32 [batch, height, width, classes] (see `model.predict`).
+* `logits`: float32 [batch, height, width, classes] (see `model.predict`),
+
+always at the input's height and width. Two modes, as the original
+`export_model.py`:
+
+* Without resizing (the default), height and width must be at most the crop
+  size: smaller images are padded (bottom/right) with the mean pixel to the crop
+  size and the outputs are cropped back; larger ones are an error.
+* With `min_resize_value` (and optionally `max_resize_value`, `resize_factor`),
+  images of any size are first resized keeping the aspect ratio
+  (`preprocess.resize_to_range`, bilinear, aligned corners), padded, predicted,
+  cropped to the resized size and resized back to the input size: predictions
+  with nearest neighbour (as the original), probabilities and logits bilinearly
+  (both with aligned corners). So `semantic_predictions` is the original's
+  output, and the argmax of the resized-back probabilities may differ from it
+  on a few boundary pixels.
+
+A batch holds images of one size (a tensor does); each is resized alike.
 """
 
 import json
@@ -20,62 +34,189 @@ import tensorflow as tf
 
 from deeplab_dpc import constants
 from deeplab_dpc import model as model_lib
+from deeplab_dpc.data import preprocess
 
 OPTIONS_ASSET = 'deeplab_options.json'
 
 
-def _pad_to_crop(images, crop_size):
-  """Pads uint8 images to the crop size with the mean pixel; checks they fit."""
-  crop_h, crop_w = crop_size
+def _checked_rank4(images):
   # The signature leaves the rank open because a loaded signature does not
   # enforce a declared rank; this check's error names `image` and its shape.
-  images = tf.ensure_shape(images, [None, None, None, 3])
+  return tf.ensure_shape(images, [None, None, None, 3])
+
+
+def _pad_to_crop(images, crop_size, too_large_hint='export with a larger --crop_size',
+                 what='image'):
+  """Pads images to the crop size with the mean pixel; checks they fit.
+
+  Args:
+    images: uint8 or float32 [batch, height, width, 3].
+    crop_size: (crop_height, crop_width).
+    too_large_hint: What the error tells the user to change.
+    what: How the error names the images ('image', 'resized image').
+
+  Returns:
+    (float32 [batch, crop_height, crop_width, 3], height, width).
+  """
+  crop_h, crop_w = crop_size
   shape = tf.shape(images)
   height, width = shape[1], shape[2]
   with tf.control_dependencies([
       tf.debugging.assert_less_equal(
-          height, crop_h, message=f'image height exceeds the crop height {crop_h} '
-          '(export with a larger --crop_size)'),
+          height, crop_h, message=f'{what} height exceeds the crop height {crop_h} '
+          f'({too_large_hint})'),
       tf.debugging.assert_less_equal(
-          width, crop_w, message=f'image width exceeds the crop width {crop_w} '
-          '(export with a larger --crop_size)'),
+          width, crop_w, message=f'{what} width exceeds the crop width {crop_w} '
+          f'({too_large_hint})'),
   ]):
+    # Padding `x - mean` with zeros then adding the mean, as the original
+    # pad_to_bounding_box, so the padded value is exactly 127.5.
     x = tf.cast(images, tf.float32) - constants.MEAN_PIXEL
   x = tf.pad(x, [[0, 0], [0, crop_h - height], [0, crop_w - width], [0, 0]])
   x = x + constants.MEAN_PIXEL
   return tf.ensure_shape(x, [None, crop_h, crop_w, 3]), height, width
 
 
+def check_resize_values(min_resize_value=None, max_resize_value=None, resize_factor=None):
+  """Validates the resize options; ValueError naming the flag.
+
+  Returns:
+    Whether images are resized (min_resize_value or max_resize_value set).
+  """
+  for name, value in (('min_resize_value', min_resize_value),
+                      ('max_resize_value', max_resize_value),
+                      ('resize_factor', resize_factor)):
+    if value is not None and int(value) < 1:
+      raise ValueError(f'--{name} must be a positive integer, got {value}')
+  if not (min_resize_value or max_resize_value):
+    return False  # As the original, resize_factor alone changes nothing.
+  if not min_resize_value:
+    # resize_to_range needs the smaller side's target; the original fails too.
+    raise ValueError(f'--max_resize_value={max_resize_value} needs --min_resize_value '
+                     '(the smaller side\'s target size)')
+  return True
+
+
+def resize_images_to_range(images, min_resize_value, max_resize_value=None,
+                           resize_factor=None):
+  """Resizes a batch of same-size images with `preprocess.resize_to_range`.
+
+  Args:
+    images: uint8 or float [batch, height, width, 3].
+    min_resize_value: Smaller side's target.
+    max_resize_value: Larger side's maximum, or None.
+    resize_factor: Resized sides are multiples of it plus one, or None.
+
+  Returns:
+    float32 [batch, new_height, new_width, 3].
+  """
+  def resize_one(image):
+    resized, _ = preprocess.resize_to_range(tf.cast(image, tf.float32), None,
+                                            min_resize_value, max_resize_value,
+                                            resize_factor)
+    return resized
+
+  # Every image of the batch has the same size, so every one gets the same
+  # new size and the results stack.
+  return tf.map_fn(resize_one, images,
+                   fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+
+
+def resize_outputs_back(outputs: dict, size) -> dict:
+  """Resizes prediction outputs to `size` (aligned corners, as the original).
+
+  Predictions use nearest neighbour (the original's `_resize_label`);
+  probabilities and logits are resized bilinearly.
+  """
+  resized = {}
+  for key, value in outputs.items():
+    if key == 'semantic_predictions':
+      resized[key] = tf.raw_ops.ResizeNearestNeighbor(
+          images=value[..., None], size=size, align_corners=True,
+          half_pixel_centers=False)[..., 0]
+    else:
+      resized[key] = tf.raw_ops.ResizeBilinear(images=value, size=size, align_corners=True,
+                                               half_pixel_centers=False)
+  return resized
+
+
 def serving_function(model: model_lib.DeepLabModel, inference_scales=(1.0,),
-                     add_flipped_images=False):
-  """The `serving_default` function of a model (a tf.function over uint8 images)."""
+                     add_flipped_images=False, *, min_resize_value=None,
+                     max_resize_value=None, resize_factor=None):
+  """The `serving_default` function of a model (a tf.function over uint8 images).
+
+  Args:
+    model: A built `DeepLabModel`.
+    inference_scales: Image pyramid.
+    add_flipped_images: Add left-right flipped passes.
+    min_resize_value: Resize every image so that its smaller side is this
+      (keeping the aspect ratio) before padding; None: no resizing, and images
+      larger than the crop size are an error.
+    max_resize_value: Upper bound of the resized larger side.
+    resize_factor: Resized sides are multiples of this plus one.
+
+  Returns:
+    A `tf.function` `serve(image)` returning the dict of the module docstring.
+
+  Raises:
+    ValueError: Inconsistent resize values.
+  """
   crop_size = model.options.crop_size
   scales = tuple(float(s) for s in inference_scales)
+  resize = check_resize_values(min_resize_value, max_resize_value, resize_factor)
+
+  if not resize:
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name='image')])
+    def serve(image):
+      padded, height, width = _pad_to_crop(_checked_rank4(image), crop_size)
+      outputs = model_lib.predict(model, padded, scales, add_flipped_images)
+      return {key: value[:, :height, :width] for key, value in outputs.items()}
+    return serve
+
+  hint = ('lower --max_resize_value or raise --crop_size; the resized larger side must fit '
+          'the crop')
 
   @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name='image')])
-  def serve(image):
-    padded, height, width = _pad_to_crop(image, crop_size)
+  def serve_any_size(image):
+    image = _checked_rank4(image)
+    original_size = tf.shape(image)[1:3]
+    resized = resize_images_to_range(image, min_resize_value, max_resize_value,
+                                     resize_factor)
+    padded, height, width = _pad_to_crop(resized, crop_size, hint, what='resized image')
     outputs = model_lib.predict(model, padded, scales, add_flipped_images)
-    return {key: value[:, :height, :width] for key, value in outputs.items()}
+    outputs = {key: value[:, :height, :width] for key, value in outputs.items()}
+    return resize_outputs_back(outputs, original_size)
 
-  return serve
+  return serve_any_size
 
 
 def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
-                       inference_scales=(1.0,), add_flipped_images=False) -> str:
+                       inference_scales=(1.0,), add_flipped_images=False, *,
+                       min_resize_value=None, max_resize_value=None,
+                       resize_factor=None) -> str:
   """Writes a SavedModel with `serving_default`, atomically.
 
-  The model options go along as `assets/deeplab_options.json`.
+  The model options and the export settings go along as
+  `assets/deeplab_options.json`.
 
   Args:
     model: A built `DeepLabModel` holding the weights to serve.
     export_path: Directory to create (replaced if it exists).
     inference_scales: Image pyramid of the exported graph.
     add_flipped_images: Add flipped passes.
+    min_resize_value: See `serving_function`; None keeps the crop-size limit.
+    max_resize_value: See `serving_function`.
+    resize_factor: See `serving_function`.
 
   Returns:
     export_path.
+
+  Raises:
+    ValueError: Inconsistent resize values.
   """
+  serve = serving_function(model, inference_scales, add_flipped_images,
+                           min_resize_value=min_resize_value,
+                           max_resize_value=max_resize_value, resize_factor=resize_factor)
   export_path = os.path.abspath(export_path)
   parent = os.path.dirname(export_path)
   os.makedirs(parent, exist_ok=True)
@@ -83,14 +224,16 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
   try:
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint('serving_default',
-                         serving_function(model, inference_scales, add_flipped_images))
+    archive.add_endpoint('serving_default', serve)
     archive.write_out(tmp, verbose=False)
     os.makedirs(os.path.join(tmp, 'assets'), exist_ok=True)
     with open(os.path.join(tmp, 'assets', OPTIONS_ASSET), 'w', encoding='utf-8') as f:
       json.dump({'model_options': model.options.to_dict(),
                  'inference_scales': list(inference_scales),
-                 'add_flipped_images': bool(add_flipped_images)}, f, indent=1)
+                 'add_flipped_images': bool(add_flipped_images),
+                 'min_resize_value': min_resize_value,
+                 'max_resize_value': max_resize_value,
+                 'resize_factor': resize_factor}, f, indent=1)
     if os.path.exists(export_path):
       shutil.rmtree(export_path)
     os.replace(tmp, export_path)

@@ -20,7 +20,8 @@ def build_backbone(options, end_points=()):
   common = dict(output_stride=options.output_stride, end_points=tuple(end_points),
                 fine_tune_batch_norm=options.fine_tune_batch_norm,
                 sync_batch_norm=options.sync_batch_norm,
-                weight_decay=options.weight_decay)
+                weight_decay=options.weight_decay,
+                batch_norm_decay=options.batch_norm_decay)
   if options.model_variant in xception.XCEPTION_BLOCKS:
     return xception.Xception(options.model_variant, multi_grid=options.multi_grid, **common)
   from deeplab_dpc.backbones import mobilenet_v2  # pylint: disable=g-import-not-at-top

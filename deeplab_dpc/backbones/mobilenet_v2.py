@@ -283,7 +283,7 @@ class MobileNetV2(keras.layers.Layer):
 
   def __init__(self, depth_multiplier=1.0, divisible_by=None, output_stride=16,
                end_points=(), fine_tune_batch_norm=True, sync_batch_norm=False,
-               weight_decay=constants.WEIGHT_DECAY, **kwargs):
+               weight_decay=constants.WEIGHT_DECAY, batch_norm_decay=None, **kwargs):
     kwargs.setdefault('name', SCOPE)
     super().__init__(**kwargs)
     # Validates the arguments before they are normalised.
@@ -295,6 +295,7 @@ class MobileNetV2(keras.layers.Layer):
     self.fine_tune_batch_norm = fine_tune_batch_norm
     self.sync_batch_norm = sync_batch_norm
     self.weight_decay = weight_decay
+    self.batch_norm_decay = batch_norm_decay
     known = end_point_names(self.specs)
     for name in self.end_points:
       if name not in known:
@@ -302,7 +303,7 @@ class MobileNetV2(keras.layers.Layer):
                          f'{FINAL_END_POINT}, layer_N/depthwise_output, '
                          'layer_N/expansion_output, layer_N/output)')
     conv_kwargs = dict(batch_norm_epsilon=constants.BACKBONE_BATCH_NORM_EPSILON,
-                       batch_norm_decay=constants.MOBILENET_BATCH_NORM_DECAY,
+                       batch_norm_decay=batch_norm_decay or constants.MOBILENET_BATCH_NORM_DECAY,
                        fine_tune_batch_norm=fine_tune_batch_norm,
                        sync_batch_norm=sync_batch_norm, weight_decay=weight_decay)
     stem, *blocks = self.specs
@@ -334,5 +335,6 @@ class MobileNetV2(keras.layers.Layer):
     config.update(depth_multiplier=self.depth_multiplier, divisible_by=self.divisible_by,
                   output_stride=self.output_stride, end_points=self.end_points,
                   fine_tune_batch_norm=self.fine_tune_batch_norm,
-                  sync_batch_norm=self.sync_batch_norm, weight_decay=self.weight_decay)
+                  sync_batch_norm=self.sync_batch_norm, weight_decay=self.weight_decay,
+                  batch_norm_decay=self.batch_norm_decay)
     return config

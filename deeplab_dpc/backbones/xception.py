@@ -159,7 +159,7 @@ class Xception(keras.layers.Layer):
 
   def __init__(self, model_variant='xception_65', output_stride=16, multi_grid=None,
                end_points=(), fine_tune_batch_norm=True, sync_batch_norm=False,
-               weight_decay=constants.WEIGHT_DECAY, **kwargs):
+               weight_decay=constants.WEIGHT_DECAY, batch_norm_decay=None, **kwargs):
     kwargs.setdefault('name', model_variant)
     super().__init__(**kwargs)
     if model_variant not in XCEPTION_BLOCKS:
@@ -173,8 +173,9 @@ class Xception(keras.layers.Layer):
     self.fine_tune_batch_norm = fine_tune_batch_norm
     self.sync_batch_norm = sync_batch_norm
     self.weight_decay = weight_decay
+    self.batch_norm_decay = batch_norm_decay
     conv_kwargs = dict(batch_norm_epsilon=constants.BACKBONE_BATCH_NORM_EPSILON,
-                       batch_norm_decay=constants.BACKBONE_BATCH_NORM_DECAY,
+                       batch_norm_decay=batch_norm_decay or constants.BACKBONE_BATCH_NORM_DECAY,
                        fine_tune_batch_norm=fine_tune_batch_norm,
                        sync_batch_norm=sync_batch_norm, weight_decay=weight_decay)
     # The stem has stride 2, so the blocks walk towards half the output stride.
@@ -223,5 +224,6 @@ class Xception(keras.layers.Layer):
     config.update(model_variant=self.model_variant, output_stride=self.output_stride,
                   multi_grid=self.multi_grid, end_points=self.end_points,
                   fine_tune_batch_norm=self.fine_tune_batch_norm,
-                  sync_batch_norm=self.sync_batch_norm, weight_decay=self.weight_decay)
+                  sync_batch_norm=self.sync_batch_norm, weight_decay=self.weight_decay,
+                  batch_norm_decay=self.batch_norm_decay)
     return config

@@ -1,0 +1,77 @@
+"""Flags shared by eval.py and vis.py: the original release's names and defaults.
+
+Only flag definition and parsing live here; the work is in `evaluator` and
+`visualizer`. List flags take comma lists or the original repeated form.
+"""
+
+from absl import flags
+
+from deeplab_dpc import flags as model_flags
+from deeplab_dpc.data import descriptors
+from deeplab_dpc.evaluation import evaluator
+from deeplab_dpc.evaluation import watch
+
+FLAGS = flags.FLAGS
+
+
+def define_common_flags() -> None:
+  """Checkpoint, dataset, pyramid and resizing flags (the original's, plus two)."""
+  flags.DEFINE_string('checkpoint_dir', None,
+                      'Directory of model checkpoints (a train.py --train_logdir).')
+  flags.DEFINE_string('checkpoint_path', None,
+                      'One checkpoint to use instead of watching --checkpoint_dir: a prefix '
+                      '(ours, e.g. LOG/ckpt-100, or an original TF1 model.ckpt).')
+  flags.DEFINE_integer('eval_interval_secs', 60 * 5,
+                       'Minimum seconds between the starts of two evaluations when watching.')
+  flags.DEFINE_float('checkpoint_timeout_secs', 0,
+                     'Stop waiting for a (new) checkpoint after this many seconds; 0 = wait '
+                     'forever when watching, do not wait when --max_number_of_evaluations=1.')
+  flags.DEFINE_multi_string('eval_scales', ['1.0'],
+                            'Image pyramid scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75.')
+  flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped images.')
+  flags.DEFINE_integer('quantize_delay_step', -1,
+                       'The original quantized-eval switch; quantization is not supported.')
+  model_flags.define_dataset_flags()
+  model_flags.define_model_flags(output_stride=16)
+
+
+def check_common_flags() -> None:
+  """Flag combinations the original rejects or we do not support; ValueError naming them."""
+  if FLAGS.quantize_delay_step >= 0:
+    raise ValueError('--quantize_delay_step: quantized evaluation is not supported here')
+  if not FLAGS.checkpoint_dir and not FLAGS.checkpoint_path:
+    raise ValueError('--checkpoint_dir (watched) or --checkpoint_path (one checkpoint) '
+                     'is required')
+  if FLAGS.eval_interval_secs < 0:
+    raise ValueError(f'--eval_interval_secs must be >= 0, got {FLAGS.eval_interval_secs}')
+
+
+def check_checkpoint_now(max_count: int) -> None:
+  """Fails early when a single-shot run has nothing to evaluate (see `watch.run_on_checkpoints`)."""
+  if FLAGS.checkpoint_path:
+    watch.resolve_checkpoint(FLAGS.checkpoint_path, 'checkpoint_path')
+  elif (max_count == 1 and FLAGS.checkpoint_timeout_secs <= 0
+        and watch.latest_checkpoint(FLAGS.checkpoint_dir) is None):
+    raise FileNotFoundError(watch.no_checkpoint_message(FLAGS.checkpoint_dir))
+
+
+def crop_size(flag: str) -> list[int]:
+  """The [height, width] of a crop-size flag, checked."""
+  return list(model_flags.crop_size(getattr(FLAGS, flag), flag))
+
+
+def eval_config(split: str, batch_size: int) -> evaluator.EvalConfig:
+  """The `EvalConfig` of the common flags for `split` and `batch_size`."""
+  return evaluator.EvalConfig(
+      dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir, split=split,
+      batch_size=batch_size,
+      eval_scales=model_flags.multi_floats(FLAGS.eval_scales, 'eval_scales') or [],
+      add_flipped_images=FLAGS.add_flipped_images,
+      min_resize_value=FLAGS.min_resize_value, max_resize_value=FLAGS.max_resize_value,
+      resize_factor=FLAGS.resize_factor)
+
+
+def model_options(crop_flag: str):
+  """Model options of the model flags at the crop size of `crop_flag`."""
+  num_classes = descriptors.get_dataset_descriptor(FLAGS.dataset).num_classes
+  return model_flags.model_options_from_flags(num_classes, crop_size(crop_flag))

@@ -1,0 +1,213 @@
+"""The search algorithm of the paper as a KerasTuner Oracle.
+
+Chen et al. (NeurIPS 2018, Sec. 4.2) search with random search plus local search:
+each new candidate is, with probability `mutation_probability`, a mutation of one of
+the `top_k` best cells seen so far (one branch changes its operation or its input,
+`search_space.mutate_cell`), and otherwise a cell sampled uniformly from the space.
+User-supplied seed cells run first. Candidates are keyed by the canonical hash of
+their cell (`search_space.cell_hash`), so a cell equivalent to one already tried (the
+same branches in another order) is never trained twice, and cells over the cost
+budget are never proposed.
+
+A trial's hyperparameters hold the cell as a JSON string (`cell`) with its `cell_hash`,
+its `origin` (seed / random / mutation) and `parent_hash`; they travel unchanged over
+KerasTuner's gRPC between chief and workers.
+
+On top of KerasTuner's own persistence this oracle writes its state files
+atomically, repairs the two windows where a kill leaves `oracle.json` and a
+`trial.json` disagreeing, and hands each finished trial to a `TrialRecorder`.
+"""
+
+import json
+import os
+import random
+from typing import Any, Sequence
+
+import keras_tuner
+from absl import logging
+from keras_tuner.src.engine import trial as trial_module
+
+from deeplab_dpc import cell as cell_lib
+from deeplab_dpc import fileio
+from deeplab_dpc import search_space
+
+OBJECTIVE = 'miou'
+SEED, RANDOM, MUTATION = 'seed', 'random', 'mutation'
+_STATUS = trial_module.TrialStatus
+# Draws before concluding that no new cell is left (in the budget, or at all).
+_MAX_DRAWS = 2000
+
+
+class DensePredictionCellOracle(keras_tuner.Oracle):
+  """Random search plus mutations of the top-k cells, deduplicated by canonical hash.
+
+  Args:
+    num_branches: B, branches per cell.
+    max_trials: Trials of the study (a larger value on restart extends it).
+    mutation_probability: Chance that a candidate mutates a top-k cell (once at
+      least one trial has completed); 0 is pure random search.
+    top_k: How many of the best cells are mutation parents.
+    seed_cells: Cells (JSON form) to try first, in order.
+    budget: A `search_space.CostBudget`, or None.
+    cost_shape: (height, width, channels) of the features the budget is
+      evaluated on (needed with a budget).
+    seed: Random seed of the search; every draw derives from it and the trial id,
+      so a resumed study proposes what an uninterrupted one would.
+    recorder: A `records.TrialRecorder` told about every finished trial, or None.
+    max_consecutive_failed_trials: Stop the search after this many failures in a
+      row (something is wrong beyond one cell, e.g. the learning rate).
+  """
+
+  def __init__(self, num_branches: int, max_trials: int, *,
+               mutation_probability: float = 0.5, top_k: int = 10,
+               seed_cells: Sequence[Any] = (), budget=None,
+               cost_shape: tuple[int, int, int] | None = None, seed: int = 0,
+               recorder=None, max_consecutive_failed_trials: int = 10):
+    search_space.space_size(num_branches)  # ValueError naming num_branches.
+    if not 0.0 <= mutation_probability <= 1.0:
+      raise ValueError('--mutation_probability must be in [0, 1], got '
+                       f'{mutation_probability}')
+    if int(top_k) < 1:
+      raise ValueError(f'--top_k must be >= 1, got {top_k}')
+    if int(max_trials) < 1:
+      raise ValueError(f'--max_trials must be >= 1, got {max_trials}')
+    if budget is not None and cost_shape is None:
+      raise ValueError('a cost budget needs the feature shape (cost_shape)')
+    super().__init__(objective=keras_tuner.Objective(OBJECTIVE, 'max'),
+                     max_trials=int(max_trials), seed=int(seed) + 1,
+                     max_retries_per_trial=0,
+                     # Checked in `populate_space` instead, which can stop cleanly.
+                     max_consecutive_failed_trials=10 ** 9)
+    self.search_seed = int(seed)
+    self.num_branches = int(num_branches)
+    self.mutation_probability = float(mutation_probability)
+    self.top_k = int(top_k)
+    self.seed_cells = [cell_lib.cell_to_json(
+        search_space.validate_seed_cell(c, f'seed cell {i}', num_branches=self.num_branches))
+        for i, c in enumerate(seed_cells)]
+    self.budget = budget
+    self.cost_shape = cost_shape
+    self.recorder = recorder
+    self.stop_after_failures = int(max_consecutive_failed_trials)
+    self.stop_reason = None
+    self.verbose = 0
+
+  # -- Proposing cells.
+
+  def _seen_hashes(self) -> set[str]:
+    return {t.hyperparameters.values.get('cell_hash') for t in self.trials.values()}
+
+  def _admits(self, cell) -> bool:
+    if self.budget is None:
+      return True
+    return self.budget.admits(search_space.cell_cost(cell, *self.cost_shape))
+
+  def _ranked_completed(self) -> list:
+    done = [t for t in self.trials.values()
+            if t.status == _STATUS.COMPLETED and t.score is not None]
+    return sorted(done, key=lambda t: (-t.score, t.trial_id))
+
+  def _failure_streak(self) -> int:
+    streak = 0
+    for trial_id in reversed(self.end_order):
+      if self.trials[trial_id].status != _STATUS.FAILED:
+        break
+      streak += 1
+    return streak
+
+  def propose(self, trial_id: str) -> dict | None:
+    """The next candidate's values (cell JSON, hash, origin, parent), or None if none left."""
+    seen = self._seen_hashes()
+    for cell in self.seed_cells:
+      cell_hash = search_space.cell_hash(cell)
+      if cell_hash not in seen:
+        return self._values(cell, SEED)
+    rng = random.Random(f'{self.search_seed}:{int(trial_id)}')
+    parents = self._ranked_completed()[:self.top_k]
+    if parents and rng.random() < self.mutation_probability:
+      for _ in range(_MAX_DRAWS // 10):
+        parent = rng.choice(parents)
+        parent_cell = json.loads(parent.hyperparameters.values['cell'])
+        child = search_space.mutate_cell(parent_cell, rng, require_new_hash=True)
+        if search_space.cell_hash(child) not in seen and self._admits(child):
+          return self._values(child, MUTATION, parent.hyperparameters.values['cell_hash'])
+      logging.info('Trial %s: no new cell within one mutation of the top %d; sampling '
+                   'uniformly', trial_id, len(parents))
+    for _ in range(_MAX_DRAWS):
+      cell = search_space.sample_cell(rng, self.num_branches)
+      if search_space.cell_hash(cell) not in seen and self._admits(cell):
+        return self._values(cell, RANDOM)
+    return None
+
+  @staticmethod
+  def _values(cell, origin: str, parent_hash: str = '') -> dict:
+    cell_json = cell_lib.cell_to_json(cell_lib.parse_cell(cell))
+    return {'cell': json.dumps(cell_json, sort_keys=True),
+            'cell_hash': search_space.cell_hash(cell_json),
+            'origin': origin, 'parent_hash': parent_hash}
+
+  def populate_space(self, trial_id):
+    streak = self._failure_streak()
+    if streak >= self.stop_after_failures:
+      self.stop_reason = (f'{streak} trials failed in a row (--max_consecutive_failed_trials); '
+                          'see the reasons in trials.jsonl')
+      logging.error('Stopping the search: %s', self.stop_reason)
+      return {'status': _STATUS.STOPPED}
+    values = self.propose(trial_id)
+    if values is None:
+      self.stop_reason = (f'no untried cell with {self.num_branches} branches is left within '
+                          'the budget')
+      logging.warning('Stopping the search: %s', self.stop_reason)
+      return {'status': _STATUS.STOPPED}
+    return {'status': _STATUS.RUNNING, 'values': values}
+
+  # -- Recording.
+
+  @keras_tuner.synchronized
+  def end_trial(self, trial):
+    super().end_trial(trial)
+    ended = self.trials[trial.trial_id]
+    if self.recorder is not None and ended.status in (_STATUS.COMPLETED, _STATUS.FAILED):
+      self.recorder.record(ended)
+
+  def _check_consecutive_failures(self):
+    pass  # See `populate_space`.
+
+  # -- Persistence: atomic, and consistent after a kill at any point.
+
+  def save(self):
+    fileio.atomic_write(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+  def _save_trial(self, trial):
+    path = os.path.join(self._get_trial_dir(trial.trial_id), 'trial.json')
+    fileio.atomic_write(path, json.dumps(trial.get_state()))
+
+  def reload(self):
+    super().reload()  # Interrupted (ongoing) trials go to the retry queue.
+    ended = (_STATUS.COMPLETED, _STATUS.FAILED)
+    # Killed between writing trial.json (finished) and oracle.json (still running):
+    # the trial is done, so it must not be re-run.
+    for trial_id in list(self._retry_queue):
+      if self.trials[trial_id].status in ended:
+        self._retry_queue.remove(trial_id)
+        if trial_id not in self.end_order:
+          self.end_order.append(trial_id)
+    # Killed between creating trial.json and oracle.json: the trial started, so it
+    # counts, and it runs again.
+    for trial_id, trial in sorted(self.trials.items()):
+      if trial.status not in ended and trial_id not in self._retry_queue:
+        self._retry_queue.append(trial_id)
+        if trial_id not in self.start_order:
+          self.start_order.append(trial_id)
+    # KerasTuner pops retries from the end; re-run interrupted trials oldest first.
+    self._retry_queue.sort(key=int, reverse=True)
+    if self._retry_queue:
+      logging.info('Resuming: re-running interrupted trial(s) %s', sorted(self._retry_queue))
+    if self.recorder is not None:
+      added = self.recorder.reconcile(self.trials, self.end_order)
+      if added:
+        logging.info('Recorded %d finished trial(s) whose log line a kill had lost', added)
+    self.save()
+
+  def finished_trials(self) -> int:
+    return sum(t.status in (_STATUS.COMPLETED, _STATUS.FAILED) for t in self.trials.values())

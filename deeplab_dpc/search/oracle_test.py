@@ -1,0 +1,156 @@
+"""The search oracle: random + mutation mixing, dedup by canonical hash, top-k, resume."""
+
+import json
+import os
+
+import pytest
+from keras_tuner.src.engine import trial as trial_module
+
+from deeplab_dpc import search_space
+from deeplab_dpc.search import oracle as oracle_lib
+from deeplab_dpc.search import testing
+
+_STATUS = trial_module.TrialStatus
+
+
+def _oracle(tmp_path, **kwargs):
+  kwargs.setdefault('max_trials', 50)
+  num_branches = kwargs.pop('num_branches', 3)
+  oracle = oracle_lib.DensePredictionCellOracle(num_branches, **kwargs)
+  oracle._set_project_dir(str(tmp_path), 'study')  # pylint: disable=protected-access
+  return oracle
+
+
+def _finish(oracle, trial, score=None, status=_STATUS.COMPLETED):
+  if score is not None:
+    oracle.update_trial(trial.trial_id, {'miou': score})
+  trial.status = status
+  oracle.end_trial(trial)
+
+
+def _run(oracle, count, score_fn=lambda values: 0.5):
+  trials = []
+  for _ in range(count):
+    trial = oracle.create_trial('tuner0')
+    if trial.status != _STATUS.RUNNING:
+      break
+    _finish(oracle, trial, score_fn(trial.hyperparameters.values))
+    trials.append(trial)
+  return trials
+
+
+def _score_by_hash(values):
+  return int(values['cell_hash'][:6], 16) / 0xFFFFFF
+
+
+def test_pure_random_search(tmp_path):
+  trials = _run(_oracle(tmp_path, mutation_probability=0.0), 20)
+  assert {t.hyperparameters.values['origin'] for t in trials} == {'random'}
+
+
+def test_mutations_of_the_top_k(tmp_path):
+  oracle = _oracle(tmp_path, mutation_probability=1.0, top_k=3)
+  scores = {}
+  for _ in range(25):
+    trial = oracle.create_trial('tuner0')
+    values = trial.hyperparameters.values
+    if scores:  # After the first result every candidate is a mutation of a top-3 cell.
+      assert values['origin'] == 'mutation'
+      top3 = sorted(scores, key=lambda h: -scores[h])[:3]
+      assert values['parent_hash'] in top3
+      parent = json.loads(next(t.hyperparameters.values['cell'] for t in oracle.trials.values()
+                               if t.hyperparameters.values['cell_hash'] == values['parent_hash']))
+      child = json.loads(values['cell'])
+      differences = sum(a != b for a, b in zip(parent, child))
+      assert differences == 1  # One field of one branch.
+    else:
+      assert values['origin'] == 'random'
+    scores[values['cell_hash']] = _score_by_hash(values)
+    _finish(oracle, trial, scores[values['cell_hash']])
+
+
+def test_mixing_ratio(tmp_path):
+  trials = _run(_oracle(tmp_path, mutation_probability=0.5, max_trials=120), 120,
+                _score_by_hash)
+  mutations = sum(t.hyperparameters.values['origin'] == 'mutation' for t in trials[1:])
+  assert 35 <= mutations <= 85
+
+
+def test_no_two_trials_share_a_canonical_hash_until_the_space_is_exhausted(tmp_path):
+  # B = 1: 81 cells. Mutations and random draws alike must skip the ones tried.
+  oracle = _oracle(tmp_path, num_branches=1, max_trials=200, mutation_probability=0.5)
+  trials = _run(oracle, 200)
+  hashes = [t.hyperparameters.values['cell_hash'] for t in trials]
+  assert len(hashes) == len(set(hashes)) == search_space.space_size(1)
+  assert 'no untried cell' in oracle.stop_reason
+
+
+def test_equivalent_cells_are_duplicates(tmp_path):
+  cell = [{'op': 'conv', 'kernel': 1, 'input': -1},
+          {'op': 'conv', 'kernel': 3, 'rate': [1, 6], 'input': -1},
+          {'op': 'pyramid_pooling', 'grid_size': [2, 2], 'input': 0}]
+  permuted = [cell[1], cell[0], dict(cell[2], input=1)]
+  assert search_space.cell_hash(cell) == search_space.cell_hash(permuted)
+  oracle = _oracle(tmp_path, seed_cells=[cell, permuted], mutation_probability=0.0)
+  trials = _run(oracle, 3)
+  assert [t.hyperparameters.values['origin'] for t in trials] == ['seed', 'random', 'random']
+  assert len({t.hyperparameters.values['cell_hash'] for t in trials}) == 3
+
+
+def test_budget(tmp_path):
+  budget = search_space.CostBudget(max_params=200_000)
+  oracle = _oracle(tmp_path, budget=budget, cost_shape=(3, 3, 80), mutation_probability=0.5)
+  for trial in _run(oracle, 15):
+    cost = search_space.cell_cost(json.loads(trial.hyperparameters.values['cell']), 3, 3, 80)
+    assert cost['branch_weights'] <= 200_000
+
+
+def test_consecutive_failures_stop_the_search(tmp_path):
+  oracle = _oracle(tmp_path, max_consecutive_failed_trials=2)
+  for _ in range(2):
+    _finish(oracle, oracle.create_trial('tuner0'), status=_STATUS.FAILED)
+  assert oracle.create_trial('tuner0').status == _STATUS.STOPPED
+  assert '2 trials failed in a row' in oracle.stop_reason
+
+
+def test_bad_input(tmp_path):
+  with pytest.raises(ValueError, match='num_branches'):
+    _oracle(tmp_path, num_branches=0)
+  with pytest.raises(ValueError, match='--mutation_probability'):
+    _oracle(tmp_path, mutation_probability=1.5)
+  with pytest.raises(ValueError, match='seed cell 0.*branch 0.*op'):
+    _oracle(tmp_path, seed_cells=[[{'op': 'max_pool', 'input': -1}] * 3])
+  with pytest.raises(ValueError, match='seed cell 0'):
+    _oracle(tmp_path, seed_cells=[testing.SIMPLE_CELL[:2]])  # B = 2, not 3.
+
+
+def test_reload_reruns_interrupted_trials_only(tmp_path):
+  oracle = _oracle(tmp_path, max_trials=10)
+  done = _run(oracle, 2)
+  interrupted = oracle.create_trial('tuner0')
+  # Killed between writing trial.json (finished) and oracle.json (still running).
+  half = oracle.create_trial('tuner1')
+  oracle.update_trial(half.trial_id, {'miou': 0.3})
+  oracle.trials[half.trial_id].status = _STATUS.COMPLETED
+  oracle.trials[half.trial_id].score = 0.3
+  oracle._save_trial(oracle.trials[half.trial_id])  # pylint: disable=protected-access
+
+  resumed = _oracle(tmp_path, max_trials=10)
+  resumed.reload()
+  again = resumed.create_trial('tuner0')
+  assert again.trial_id == interrupted.trial_id
+  assert (again.hyperparameters.values['cell_hash'] ==
+          interrupted.hyperparameters.values['cell_hash'])
+  _finish(resumed, again, 0.4)
+  fresh = resumed.create_trial('tuner0')
+  assert fresh.trial_id not in {t.trial_id for t in done} | {half.trial_id, again.trial_id}
+  assert resumed.trials[half.trial_id].status == _STATUS.COMPLETED
+
+
+def test_state_files_are_written_atomically(tmp_path):
+  oracle = _oracle(tmp_path)
+  _run(oracle, 1)
+  project = os.path.join(tmp_path, 'study')
+  assert not [n for n in os.listdir(project) if n.startswith('.tmp-')]
+  with open(os.path.join(project, 'oracle.json')) as f:
+    assert json.load(f)['end_order'] == ['00']

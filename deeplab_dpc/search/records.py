@@ -1,0 +1,218 @@
+"""What a search leaves behind: the trial log, the best cells and TensorBoard scalars.
+
+* `trials.jsonl`: one JSON line per finished trial (completed or failed), appended
+  with write + flush + fsync. A kill can leave at most a partial last line, which the
+  next start cuts off; lines are keyed by trial id, and trials that finished in
+  KerasTuner's state but whose line was lost are appended on the next start
+  (`TrialRecorder.reconcile`), so each finished trial appears exactly once.
+* `best_cells/rank_<r>_<hash8>.json`: the top cells by proxy mIOU, in the original
+  cell format (`--dense_prediction_cell_json` of train.py / export.py takes them
+  unchanged), rewritten atomically after every trial, with `best_cells/index.json`.
+* `tensorboard/`: scalars per finished trial: `proxy/miou`, `proxy/best_miou`,
+  `search/trials_per_hour`, `search/failed_trials`.
+
+Only the process holding the oracle (the embedded search or the chief) writes these.
+"""
+
+import datetime
+import glob
+import json
+import os
+import re
+import time
+from typing import Any
+
+from absl import logging
+
+from deeplab_dpc import cell as cell_lib
+from deeplab_dpc import fileio
+from deeplab_dpc import search_space
+
+TRIALS_FILE = 'trials.jsonl'
+BEST_CELLS_DIR = 'best_cells'
+TENSORBOARD_DIR = 'tensorboard'
+COMPLETED, FAILED = 'COMPLETED', 'FAILED'
+
+_EXCEPTION_PREFIX = re.compile(r'^[\w.]*(Error|Exception|Diverged)\w*: ')
+
+
+def read_trials(search_dir: str) -> list[dict]:
+  """The complete lines of `trials.jsonl` (a partial last line is skipped)."""
+  path = os.path.join(search_dir, TRIALS_FILE)
+  if not os.path.exists(path):
+    return []
+  out = []
+  with open(path, encoding='utf-8') as f:
+    for line in f:
+      if not line.endswith('\n'):
+        break  # A kill mid-append; `TrialRecorder` cuts it off.
+      try:
+        out.append(json.loads(line))
+      except json.JSONDecodeError:
+        logging.warning('%s: skipping a corrupt line', path)
+  return out
+
+
+def best_trials(entries: list[dict], count: int) -> list[dict]:
+  """The `count` completed trials with the highest score (ties: earlier trial first)."""
+  done = [e for e in entries if e.get('status') == COMPLETED and e.get('score') is not None]
+  return sorted(done, key=lambda e: (-e['score'], str(e['trial_id'])))[:count]
+
+
+def failure_reason(message: str | None) -> str:
+  """The last line of a traceback, without the exception's class name."""
+  lines = [l for l in (message or '').strip().splitlines() if l.strip()]
+  if not lines:
+    return 'unknown failure'
+  return _EXCEPTION_PREFIX.sub('', lines[-1].strip())
+
+
+class TrialRecorder:
+  """Writes the search outputs of finished trials, each exactly once.
+
+  Args:
+    search_dir: The study folder (`--search_dir`).
+    num_best_cells: How many top cells to keep in `best_cells/`.
+    cost_shape: (height, width, channels) of the cached features, for the MAdds and
+      parameter counts of each cell; None to leave them out.
+    tensorboard: Write TensorBoard scalars.
+  """
+
+  def __init__(self, search_dir: str, num_best_cells: int = 5,
+               cost_shape: tuple[int, int, int] | None = None, tensorboard: bool = True):
+    self.search_dir = search_dir
+    self.num_best_cells = num_best_cells
+    self.cost_shape = cost_shape
+    self.path = os.path.join(search_dir, TRIALS_FILE)
+    os.makedirs(search_dir, exist_ok=True)
+    self._repair()
+    self.entries = read_trials(search_dir)
+    self.recorded = {str(e['trial_id']) for e in self.entries}
+    self._tensorboard = tensorboard
+    self._writer = None
+    self._session_start = time.time()
+    self._session_count = 0
+
+  def _repair(self) -> None:
+    """Cuts off a partial last line left by a kill mid-append."""
+    if not os.path.exists(self.path):
+      return
+    with open(self.path, 'rb+') as f:
+      data = f.read()
+      if data and not data.endswith(b'\n'):
+        cut = data.rfind(b'\n') + 1
+        f.truncate(cut)
+        f.flush()
+        os.fsync(f.fileno())
+        logging.warning('%s: removed a partial last line (killed mid-write)', self.path)
+
+  def entry(self, trial: Any) -> dict:
+    """The JSON line of a finished KerasTuner trial."""
+    values = trial.hyperparameters.values
+    cell = json.loads(values['cell'])
+    status = COMPLETED if trial.status == COMPLETED else FAILED
+
+    def metric(name):
+      if trial.metrics.exists(name):
+        value = trial.metrics.get_last_value(name)
+        return None if value is None else float(value)
+      return None
+
+    out = {
+        'trial_id': str(trial.trial_id),
+        'status': status,
+        'cell': cell,
+        'hash': values.get('cell_hash') or search_space.cell_hash(cell),
+        'score': float(trial.score) if status == COMPLETED and trial.score is not None
+                 else None,
+        'pixel_accuracy': metric('pixel_accuracy'),
+        'train_seconds': metric('train_seconds'),
+        'eval_seconds': metric('eval_seconds'),
+        'origin': values.get('origin'),
+        'parent_hash': values.get('parent_hash') or None,
+        'reason': None,
+        'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    }
+    if status == FAILED:
+      out['reason'] = values.get('failure_reason') or failure_reason(trial.message)
+    if self.cost_shape is not None:
+      cost = search_space.cell_cost(cell, *self.cost_shape)
+      out['madds'] = int(cost['madds'])
+      out['params'] = int(cost['branch_weights'])
+    return out
+
+  def record(self, trial: Any) -> bool:
+    """Appends a finished trial once; updates the best cells and TensorBoard.
+
+    Returns:
+      False if the trial was already recorded.
+    """
+    trial_id = str(trial.trial_id)
+    if trial_id in self.recorded:
+      return False
+    entry = self.entry(trial)
+    with open(self.path, 'a', encoding='utf-8') as f:
+      f.write(json.dumps(entry, sort_keys=True) + '\n')
+      f.flush()
+      os.fsync(f.fileno())
+    self.entries.append(entry)
+    self.recorded.add(trial_id)
+    self._session_count += 1
+    self.write_best_cells()
+    self._write_scalars(entry)
+    if entry['status'] == COMPLETED:
+      logging.info('Trial %s: proxy mIOU %.4f (%s, %s)', trial_id, entry['score'],
+                   entry['hash'][:8], entry['origin'])
+    else:
+      logging.warning('Trial %s failed: %s', trial_id, entry['reason'])
+    return True
+
+  def reconcile(self, trials: dict, end_order: list) -> int:
+    """Records finished trials whose line a kill lost; returns how many."""
+    added = 0
+    for trial_id in end_order:
+      trial = trials.get(trial_id)
+      if trial is not None and trial.status in (COMPLETED, FAILED):
+        added += self.record(trial)
+    return added
+
+  def write_best_cells(self) -> list[str]:
+    """Rewrites `best_cells/`: rank files of the current top cells, and index.json."""
+    directory = os.path.join(self.search_dir, BEST_CELLS_DIR)
+    os.makedirs(directory, exist_ok=True)
+    top = best_trials(self.entries, self.num_best_cells)
+    names = []
+    index = []
+    for rank, entry in enumerate(top, 1):
+      name = f'rank_{rank:02d}_{entry["hash"][:8]}.json'
+      names.append(name)
+      cell_lib.save_cell(cell_lib.parse_cell(entry['cell'], source=name),
+                         os.path.join(directory, name))
+      index.append({'rank': rank, 'file': name, 'hash': entry['hash'], 'score': entry['score'],
+                    'trial_id': entry['trial_id'], 'madds': entry.get('madds'),
+                    'params': entry.get('params')})
+    for stale in glob.glob(os.path.join(glob.escape(directory), 'rank_*.json')):
+      if os.path.basename(stale) not in names:
+        os.remove(stale)
+    fileio.atomic_write(os.path.join(directory, 'index.json'), json.dumps(index, indent=1))
+    return [os.path.join(directory, n) for n in names]
+
+  def _write_scalars(self, entry: dict) -> None:
+    if not self._tensorboard:
+      return
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if self._writer is None:
+      self._writer = tf.summary.create_file_writer(
+          os.path.join(self.search_dir, TENSORBOARD_DIR))
+    step = len(self.entries)
+    best = best_trials(self.entries, 1)
+    hours = max(time.time() - self._session_start, 1e-6) / 3600.0
+    with self._writer.as_default(step=step):
+      if entry['score'] is not None:
+        tf.summary.scalar('proxy/miou', entry['score'])
+      if best:
+        tf.summary.scalar('proxy/best_miou', best[0]['score'])
+      tf.summary.scalar('search/trials_per_hour', self._session_count / hours)
+      tf.summary.scalar('search/failed_trials',
+                        sum(e['status'] == FAILED for e in self.entries))
+    self._writer.flush()

@@ -1,0 +1,143 @@
+"""Studies end to end: failed trials, local workers, kill and resume, refusals."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from deeplab_dpc.search import proxy_task
+from deeplab_dpc.search import records
+from deeplab_dpc.search import study
+from deeplab_dpc.search import testing
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return testing.write_demo_subset(str(tmp_path_factory.mktemp('demo')), num_train=8, num_val=4)
+
+
+@pytest.fixture(scope='module')
+def cache_dir(data_dir, tmp_path_factory):
+  cache_dir = str(tmp_path_factory.mktemp('cache'))
+  config = testing.tiny_cache_config(data_dir)
+  from deeplab_dpc.search import feature_cache
+  feature_cache.build_feature_cache(config, cache_dir)
+  return cache_dir
+
+
+def _config(search_dir, data_dir, cache_dir, **kwargs):
+  proxy = proxy_task.ProxyConfig(training_number_of_steps=kwargs.pop('steps', 3),
+                                 batch_size=4, eval_batch_size=4)
+  return study.SearchConfig(search_dir=search_dir, cache=testing.tiny_cache_config(data_dir),
+                            cache_dir=cache_dir, proxy=proxy, num_branches=3, **kwargs)
+
+
+def test_failed_trial_is_recorded_and_the_search_goes_on(data_dir, cache_dir, tmp_path,
+                                                          monkeypatch):
+  real = proxy_task.run_proxy_task
+  calls = []
+
+  def second_diverges(cell, *args, **kwargs):
+    calls.append(cell)
+    if len(calls) == 2:
+      raise proxy_task.ProxyTaskDiverged('proxy task diverged: loss is nan at step 7 of 10')
+    return real(cell, *args, **kwargs)
+
+  monkeypatch.setattr(proxy_task, 'run_proxy_task', second_diverges)
+  summary = study.run_search(_config(str(tmp_path), data_dir, cache_dir, max_trials=4))
+  entries = records.read_trials(str(tmp_path))
+  assert [e['status'] for e in entries] == ['COMPLETED', 'FAILED', 'COMPLETED', 'COMPLETED']
+  assert entries[1]['reason'] == 'proxy task diverged: loss is nan at step 7 of 10'
+  assert entries[1]['score'] is None
+  assert summary['completed'] == 3 and summary['failed'] == 1
+  for entry in entries:
+    assert len(entry['hash']) == 40 and entry['madds'] > 0
+  assert os.listdir(tmp_path / 'tensorboard')
+
+
+def test_resume_with_other_search_flags_is_refused(data_dir, cache_dir, tmp_path):
+  study.run_search(_config(str(tmp_path), data_dir, cache_dir, max_trials=1))
+  with pytest.raises(ValueError, match='--num_branches'):
+    study.run_search(dataclasses.replace(
+        _config(str(tmp_path), data_dir, cache_dir, max_trials=2), num_branches=4))
+  config = _config(str(tmp_path), data_dir, cache_dir, max_trials=2, steps=4)
+  with pytest.raises(ValueError, match='--proxy_training_number_of_steps'):
+    study.run_search(config)
+
+
+def test_two_local_workers_run_every_trial_exactly_once(data_dir, cache_dir, tmp_path):
+  summary = study.run_search(_config(str(tmp_path), data_dir, cache_dir, max_trials=5,
+                                     num_workers=2))
+  entries = records.read_trials(str(tmp_path))
+  assert sorted(e['trial_id'] for e in entries) == ['0', '1', '2', '3', '4']
+  assert len({e['hash'] for e in entries}) == 5
+  assert all(e['status'] == 'COMPLETED' and 0.0 <= e['score'] <= 1.0 for e in entries)
+  assert summary['completed'] == 5
+  # Each trial ran in exactly one worker, and both workers took part.
+  ran = {}
+  for worker in ('worker0', 'worker1'):
+    with open(tmp_path / 'logs' / f'{worker}.log', encoding='utf-8') as f:
+      for line in f:
+        if '] Trial ' in line and 'proxy steps' in line:
+          trial_id = line.split('] Trial ')[1].split()[0]
+          ran.setdefault(trial_id, []).append(worker)
+  assert sorted(ran) == ['0', '1', '2', '3', '4']
+  assert all(len(workers) == 1 for workers in ran.values())
+  assert {w for workers in ran.values() for w in workers} == {'worker0', 'worker1'}
+
+
+def _search_command(data_dir, search_dir, cache_dir, max_trials, steps):
+  return [sys.executable, os.path.join(ROOT, 'search.py'), '--dataset=demo',
+          f'--dataset_dir={data_dir}', f'--search_dir={search_dir}', f'--cache_dir={cache_dir}',
+          '--model_variant=mobilenet_v2', '--depth_multiplier=0.25', '--train_crop_size=33,33',
+          '--cache_examples_per_shard=8', '--num_branches=3', '--proxy_batch_size=4',
+          f'--proxy_training_number_of_steps={steps}', f'--max_trials={max_trials}']
+
+
+def _trial_state(search_dir, trial_id):
+  path = os.path.join(search_dir, 'study', f'trial_{trial_id}', 'trial.json')
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding='utf-8') as f:
+    return json.load(f)
+
+
+def test_killed_search_resumes_rerunning_the_interrupted_trial(data_dir, cache_dir, tmp_path):
+  search_dir = str(tmp_path / 'search')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  command = _search_command(data_dir, search_dir, cache_dir, 3, 400)
+  process = subprocess.Popen(command, env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  interrupted = None
+  try:
+    while time.time() < deadline and process.poll() is None:
+      state = _trial_state(search_dir, 1)
+      if state is not None and state['status'] == 'RUNNING':
+        interrupted = state
+        time.sleep(1.0)  # Well inside trial 1's training.
+        break
+      time.sleep(0.2)
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+  assert interrupted is not None, 'the search never reached trial 1'
+  before = records.read_trials(search_dir)
+  assert [e['trial_id'] for e in before] == ['0']
+
+  result = subprocess.run(_search_command(data_dir, search_dir, cache_dir, 3, 400), env=env,
+                          capture_output=True, text=True, timeout=400, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  after = records.read_trials(search_dir)
+  assert [e['trial_id'] for e in after] == ['0', '1', '2']
+  assert after[0] == before[0]  # Completed trials are kept, not repeated.
+  assert after[1]['hash'] == interrupted['hyperparameters']['values']['cell_hash']
+  assert 'Trial 0 (' not in result.stderr  # Trial 0 did not run again...
+  assert 'Trial 1 (' in result.stderr     # ...the interrupted one did.

@@ -1,0 +1,478 @@
+"""The training loop: the original recipe on any tf.distribute strategy, resumable.
+
+One custom loop (`strategy.run` over `distribute_datasets_from_function`) serves one
+CPU, many GPUs, many machines and TPUs; Keras `fit` is avoided because it fails
+under MultiWorkerMirroredStrategy with TF 2.21 / Keras 3.15.
+
+A checkpoint (`<train_logdir>/ckpt-<step>`) holds the model's variables by
+original name (so eval/export read it like any checkpoint), the optimizer's slots,
+the global step and the input iterator's position; a restarted run continues
+where the last save left it.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import time
+from typing import Any
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deeplab_dpc import checkpoints
+from deeplab_dpc import fileio
+from deeplab_dpc import layers
+from deeplab_dpc import model as model_lib
+from deeplab_dpc.data import colormaps
+from deeplab_dpc.data import descriptors
+from deeplab_dpc.data import pipeline
+from deeplab_dpc.data import tfds_source
+from deeplab_dpc.options import ModelOptions
+from deeplab_dpc.training import losses
+from deeplab_dpc.training import schedules
+from deeplab_dpc.training import strategies
+
+OPTIONS_FILE = 'model_options.json'
+# Scopes of the layers after the backbone (`model.get_extra_layer_scopes`).
+_EXTRA_LAYER_SCOPES = ('logits', 'image_pooling', 'aspp', 'concat_projection', 'decoder',
+                       'meta_architecture')
+
+
+class TrainingDivergedError(ValueError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything a training run needs. Field names are the original train.py flags.
+
+  `model_options.crop_size` is the training crop (`train_crop_size`).
+  """
+  dataset: str
+  dataset_dir: str
+  train_logdir: str
+  model_options: ModelOptions
+  train_split: str = 'train'
+  train_batch_size: int = 12
+  training_number_of_steps: int = 30000
+  learning_policy: str = 'poly'
+  base_learning_rate: float = 1e-4
+  learning_power: float = 0.9
+  learning_rate_decay_step: int = 2000
+  learning_rate_decay_factor: float = 0.1
+  decay_steps: int = 0
+  end_learning_rate: float = 0.0
+  slow_start_step: int = 0
+  slow_start_learning_rate: float = 1e-4
+  momentum: float = 0.9
+  upsample_logits: bool = True
+  top_k_percent_pixels: float = 1.0
+  hard_example_mining_step: int = 0
+  label_weights: Any = 1.0
+  last_layer_gradient_multiplier: float = 1.0
+  last_layers_contain_logits_only: bool = False
+  tf_initial_checkpoint: str | None = None
+  initialize_last_layer: bool = True
+  min_resize_value: int | None = None
+  max_resize_value: int | None = None
+  resize_factor: int | None = None
+  min_scale_factor: float = 0.5
+  max_scale_factor: float = 2.0
+  scale_factor_step_size: float = 0.25
+  log_steps: int = 10
+  save_interval_secs: float = 1200
+  save_interval_steps: int = 0
+  save_summaries_steps: int = 100
+  save_summaries_images: bool = False
+  max_to_keep: int = 5
+  seed: int | None = None
+  deterministic: bool = False
+  mixed_precision: str = ''
+  jit_compile: bool = False
+  distribution: str = 'auto'
+  tpu: str = ''
+
+  def validate(self, num_replicas: int = 1) -> None:
+    """Checks the training flags; ValueError naming the flag at fault."""
+    options = self.model_options
+    for size in options.crop_size:
+      if (size - 1) % options.output_stride:
+        raise ValueError(
+            f'--train_crop_size={",".join(map(str, options.crop_size))} does not suit '
+            f'--output_stride={options.output_stride}: each side must be a multiple of the '
+            f'output stride plus one (e.g. {options.output_stride * 4 + 1}) so that every '
+            'align-corners resize is exact')
+    if self.train_batch_size < 1:
+      raise ValueError(f'--train_batch_size must be >= 1, got {self.train_batch_size}')
+    if self.train_batch_size % num_replicas:
+      raise ValueError(f'--train_batch_size={self.train_batch_size} is not divisible by the '
+                       f'{num_replicas} replicas of this run')
+    if self.training_number_of_steps < 1:
+      raise ValueError('--training_number_of_steps must be >= 1')
+    if not 0.0 < self.top_k_percent_pixels <= 1.0:
+      raise ValueError(f'--top_k_percent_pixels must be in (0, 1], got '
+                       f'{self.top_k_percent_pixels}')
+    if self.mixed_precision not in ('', 'float16', 'bfloat16'):
+      raise ValueError(f'--mixed_precision must be float16 or bfloat16, got '
+                       f'{self.mixed_precision!r}')
+    if self.save_interval_steps < 0 or self.save_summaries_steps < 0 or self.log_steps < 1:
+      raise ValueError('--save_interval_steps, --save_summaries_steps must be >= 0 and '
+                       '--log_steps >= 1')
+
+
+def gradient_multipliers(variable_names, last_layers, last_layer_gradient_multiplier):
+  """The original `get_model_gradient_multipliers`: {name: multiplier}.
+
+  Biases learn twice as fast; variables of the last layers learn
+  `last_layer_gradient_multiplier` times as fast (twice that for their biases).
+  """
+  multipliers = {}
+  for name in variable_names:
+    if 'biases' in name:
+      multipliers[name] = 2.0
+    for layer in last_layers:
+      if layer in name:
+        multipliers[name] = last_layer_gradient_multiplier * (2.0 if 'biases' in name else 1.0)
+        break
+  return {name: m for name, m in multipliers.items() if m != 1.0}
+
+
+def _initial_checkpoint_mode(path: str, initialize_last_layer: bool) -> str:
+  """Backbone-only checkpoints (ImageNet) have no `logits/`; full ones do."""
+  names = [name for name, _ in tf.train.list_variables(path)]
+  full = any(n.startswith('logits/') or '/logits.S' in n or n.startswith('model/logits.S')
+             for n in names)
+  if not full:
+    return checkpoints.BACKBONE
+  return checkpoints.STRICT if initialize_last_layer else checkpoints.EXCLUDE_LOGITS
+
+
+class _Stop:
+  """Turns SIGTERM / SIGINT into a request to save and stop after the current step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def __enter__(self):
+    try:
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    except ValueError:  # Not the main thread: signals stay as they were.
+      pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    logging.warning('Signal %d: saving a checkpoint and stopping.', signum)
+    self.requested = True
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def train(config: TrainConfig) -> dict:
+  """Runs (or resumes) a training run.
+
+  Returns:
+    {'global_step', 'checkpoint', 'loss' (last), 'losses' ([(step, total loss)] of
+    this run), 'images_per_second', 'model' (the trained `DeepLabModel`)}.
+
+  Raises:
+    ValueError / FileNotFoundError: bad flags, data or checkpoints, naming them.
+    TrainingDivergedError: the loss became NaN or infinite.
+  """
+  # First: MultiWorkerMirroredStrategy must configure collectives before any op runs.
+  strategy = strategies.make_strategy(config.distribution, config.tpu)
+  if config.seed is not None:
+    keras.utils.set_random_seed(config.seed)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  if config.mixed_precision:
+    keras.mixed_precision.set_global_policy(f'mixed_{config.mixed_precision}')
+  num_replicas = strategy.num_replicas_in_sync
+  config.validate(num_replicas)
+  descriptor = descriptors.get_dataset_descriptor(config.dataset)
+  options = config.model_options
+  if options.num_classes != descriptor.num_classes:
+    raise ValueError(f'--dataset={config.dataset} has {descriptor.num_classes} classes but '
+                     f'the model options say {options.num_classes}')
+  # Batch statistics are shared across replicas whenever they are trained.
+  options = options.replace(sync_batch_norm=options.fine_tune_batch_norm and num_replicas > 1)
+  if not tfds_source.is_tfds_source(config.dataset_dir):
+    pipeline.list_files(config.dataset_dir, config.train_split, config.dataset)  # Fail early.
+  chief = strategies.is_chief(strategy)
+
+  with strategy.scope():
+    model = model_lib.build_model(options)
+    schedule = schedules.DeepLabLearningRate(
+        config.learning_policy, config.base_learning_rate, config.training_number_of_steps,
+        config.learning_power, config.learning_rate_decay_step,
+        config.learning_rate_decay_factor, config.slow_start_step,
+        config.slow_start_learning_rate, config.decay_steps, config.end_learning_rate)
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum)
+    if config.mixed_precision == 'float16':
+      optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+
+  def input_fn(context):
+    return pipeline.build_dataset(
+        config.dataset, config.dataset_dir, config.train_split,
+        crop_size=options.crop_size, batch_size=config.train_batch_size, is_training=True,
+        min_resize_value=config.min_resize_value, max_resize_value=config.max_resize_value,
+        resize_factor=config.resize_factor, min_scale_factor=config.min_scale_factor,
+        max_scale_factor=config.max_scale_factor,
+        scale_factor_step_size=config.scale_factor_step_size, seed=config.seed,
+        input_context=context)
+
+  inputs = _ReplicaInputs(strategy, input_fn)
+  global_step = optimizer.iterations
+  checkpoint = tf.train.Checkpoint(
+      model=checkpoints.checkpointable(model),
+      optimizer=tf.train.Checkpoint(**optimizer_state(model, optimizer)),
+      random_state=tf.train.Checkpoint(**random_state(model)),
+      global_step=global_step)
+  # Every worker must take part in a save; only the chief's copy is kept.
+  worker = strategies.worker_id(strategy)
+  directory = (config.train_logdir if chief else
+               os.path.join(config.train_logdir, '.workers', worker))
+  manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=config.max_to_keep,
+                                       checkpoint_name='ckpt')
+  # The input position is each worker's own: saved beside, by the same step.
+  input_manager = tf.train.CheckpointManager(
+      inputs.checkpoint, os.path.join(config.train_logdir, 'input_state', worker),
+      max_to_keep=config.max_to_keep, checkpoint_name='ckpt')
+  _initialise(model, checkpoint, manager, config)
+  inputs.restore(input_manager, int(global_step.numpy()))
+  if chief:
+    fileio.atomic_write(os.path.join(config.train_logdir, OPTIONS_FILE), options.to_json())
+
+  names = {id(v): checkpoints.original_name(v.path) for v in model.trainable_variables}
+  last_layers = ('logits',) if config.last_layers_contain_logits_only else _EXTRA_LAYER_SCOPES
+  multipliers = gradient_multipliers(names.values(), last_layers,
+                                     config.last_layer_gradient_multiplier)
+
+  def step_fn(batch):
+    images, labels = batch['image'], batch['label']
+    with tf.GradientTape() as tape:
+      logits = model(images, training=True)
+      segmentation = losses.softmax_cross_entropy(
+          logits, labels, options.num_classes, descriptor.ignore_label, config.label_weights,
+          config.upsample_logits, config.top_k_percent_pixels,
+          config.hard_example_mining_step, global_step)
+      regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) \
+          if model.losses else tf.constant(0.0)
+      # Each replica's mean loss, scaled so that summing over replicas averages.
+      total = (segmentation + regularization) / num_replicas
+      scaled = optimizer.scale_loss(total)
+    variables = model.trainable_variables
+    grads = tape.gradient(scaled, variables)
+    grads = [g * multipliers[names[id(v)]] if names[id(v)] in multipliers else g
+             for g, v in zip(grads, variables)]
+    optimizer.apply_gradients(zip(grads, variables))
+    upsampled = layers.resize_bilinear(tf.cast(logits, tf.float32), labels.shape[1:3])
+    predictions = tf.argmax(upsampled, axis=-1, output_type=tf.int32)[..., None]
+    valid = tf.not_equal(labels, descriptor.ignore_label)
+    correct = tf.reduce_sum(tf.cast(tf.logical_and(valid, tf.equal(predictions, labels)),
+                                    tf.float32))
+    return {'total_loss': total, 'segmentation_loss': segmentation / num_replicas,
+            'regularization_loss': regularization / num_replicas,
+            'correct': correct, 'valid': tf.reduce_sum(tf.cast(valid, tf.float32))}
+
+  @tf.function(jit_compile=config.jit_compile or None)
+  def train_step(batch):
+    per_replica = strategy.run(step_fn, args=(batch,))
+    return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in per_replica.items()}
+
+  writer = tf.summary.create_file_writer(config.train_logdir) if chief else \
+      tf.summary.create_noop_writer()
+  start_step = int(global_step.numpy())
+  if start_step >= config.training_number_of_steps:
+    logging.info('Already at step %d of %d: nothing to train.', start_step,
+                 config.training_number_of_steps)
+    return {'global_step': start_step, 'checkpoint': manager.latest_checkpoint,
+            'loss': None, 'losses': [], 'images_per_second': None, 'model': model}
+  last_save_time, last_log = time.time(), (time.time(), start_step)
+  result = {'loss': None, 'losses': [], 'images_per_second': None, 'model': model}
+  step = start_step
+  with _Stop() as stop, writer.as_default():
+    while step < config.training_number_of_steps and not stop.requested:
+      batch = inputs.next()
+      metrics = {k: float(v) for k, v in train_step(batch).items()}
+      step = int(global_step.numpy())
+      if not np.isfinite(metrics['total_loss']):
+        raise TrainingDivergedError(
+            f'the loss became {metrics["total_loss"]} at step {step}; training stopped and '
+            f'the last good checkpoint is kept: {manager.latest_checkpoint or "none"} '
+            '(try a lower --base_learning_rate)')
+      result['loss'] = metrics['total_loss']
+      result['losses'].append((step, metrics['total_loss']))
+      if step % config.log_steps == 0 or step == config.training_number_of_steps:
+        now = time.time()
+        rate = (step - last_log[1]) * config.train_batch_size / max(now - last_log[0], 1e-9)
+        seconds_per_step = (now - last_log[0]) / max(step - last_log[1], 1)
+        eta = seconds_per_step * (config.training_number_of_steps - step)
+        logging.info('step %d/%d  loss %.4f  lr %.3g  %.1f images/s  ETA %s', step,
+                     config.training_number_of_steps, metrics['total_loss'],
+                     float(schedule(step)), rate, _format_seconds(eta))
+        result['images_per_second'] = rate
+        last_log = (now, step)
+        tf.summary.scalar('throughput/images_per_second', rate, step=step)
+      if config.save_summaries_steps and step % config.save_summaries_steps == 0:
+        _write_scalars(metrics, float(schedule(step)), step)
+        if config.save_summaries_images:
+          _write_images(model, strategy.experimental_local_results(batch)[0],
+                        descriptor.colormap_name, step)
+      due = ((config.save_interval_steps and step % config.save_interval_steps == 0) or
+             (config.save_interval_secs and time.time() - last_save_time >=
+              config.save_interval_secs))
+      if due:
+        _save(manager, input_manager, step)
+        last_save_time = time.time()
+    # At the end, or when asked to stop.
+    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f'-{step}'):
+      _save(manager, input_manager, step)
+  writer.flush()
+  if not chief:
+    shutil.rmtree(directory, ignore_errors=True)
+  result.update(global_step=step, checkpoint=manager.latest_checkpoint)
+  return result
+
+
+def optimizer_state(model, optimizer) -> dict:
+  """The optimizer's variables under stable names, for checkpoints.
+
+  Keras names slots after the optimizer instance (`sgd_2/...`), which changes
+  from process to process; here a momentum slot is `<original name>/Momentum`,
+  as in the original's checkpoints, and the rest keep their own names.
+  """
+  inner = getattr(optimizer, 'inner_optimizer', optimizer)
+  state = {f'{checkpoints.original_name(v.path)}/Momentum': slot
+           for v, slot in zip(model.trainable_variables, getattr(inner, 'momentums', []))}
+  named = {id(v) for v in state.values()} | {id(optimizer.iterations)}
+  for variable in optimizer.variables:
+    if id(variable) not in named:
+      state[variable.name] = variable
+  return state
+
+
+def random_state(model) -> dict:
+  """The model's random-generator states (dropout), so a resumed run draws as if never stopped."""
+  weights = {id(v) for v in model.weights}
+  extra = [v for v in model.variables if id(v) not in weights]
+  # Keras numbers generators per process (seed_generator_2...): key them by position.
+  return {f'seed_generator_{i}': v for i, v in enumerate(extra)}
+
+
+class _ReplicaInputs:
+  """One tf.data iterator per local replica, fed to the strategy batch by batch.
+
+  Distributed iterators cannot be checkpointed, plain tf.data iterators can: so
+  each replica reads its own pipeline (its own file shard and per-replica batch,
+  as `distribute_datasets_from_function` would give it) and the iterators' state
+  is saved with the run.
+  """
+
+  def __init__(self, strategy, input_fn):
+    self._strategy = strategy
+    num_local = len(strategy.extended.worker_devices)
+    resolver = getattr(strategy, 'cluster_resolver', None)
+    num_workers, worker_index = 1, 0
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver:
+      cluster = resolver.cluster_spec().as_dict()
+      tasks = [(t, i) for t in ('chief', 'worker') for i in range(len(cluster.get(t, [])))]
+      num_workers = len(tasks)
+      worker_index = tasks.index((resolver.task_type, resolver.task_id))
+    self._first_replica = worker_index * num_local
+    self._iterators = [
+        iter(input_fn(tf.distribute.InputContext(
+            num_input_pipelines=num_workers * num_local,
+            input_pipeline_id=self._first_replica + i,
+            num_replicas_in_sync=strategy.num_replicas_in_sync)))
+        for i in range(num_local)]
+    self.checkpoint = tf.train.Checkpoint(
+        **{f'replica_{self._first_replica + i}': it for i, it in enumerate(self._iterators)})
+
+  def next(self):
+    values = [next(it) for it in self._iterators]
+    return self._strategy.experimental_distribute_values_from_function(
+        lambda context: values[context.replica_id_in_sync_group - self._first_replica])
+
+  def restore(self, manager, step: int) -> None:
+    """Restores the position saved with the model checkpoint of `step`, if any."""
+    if step == 0:
+      return
+    path = os.path.join(manager.directory, f'ckpt-{step}')
+    if os.path.exists(path + '.index'):
+      self.checkpoint.restore(path).assert_consumed()
+      logging.info('Input position restored from %s', path)
+    else:
+      logging.warning('No input position saved for step %d: the input pipeline starts '
+                      'its stream again.', step)
+
+
+def _save(manager, input_manager, step: int) -> None:
+  # Input state first: a model checkpoint is only ever newer than its input state.
+  input_manager.save(checkpoint_number=step)
+  manager.save(checkpoint_number=step)
+
+
+def _initialise(model, checkpoint, manager, config: TrainConfig) -> None:
+  """Resumes from the run's own checkpoint, else starts from `tf_initial_checkpoint`."""
+  if manager.latest_checkpoint:
+    logging.info('Resuming from %s', manager.latest_checkpoint)
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return
+  if not config.tf_initial_checkpoint:
+    logging.warning('No --tf_initial_checkpoint: the model starts from random weights.')
+    return
+  path = config.tf_initial_checkpoint
+  if os.path.isdir(path):
+    path = tf.train.latest_checkpoint(path) or path
+  if not os.path.exists(path + '.index'):
+    checkpoints.load_checkpoint(model, path)  # Raises the clear missing-file error.
+  mode = _initial_checkpoint_mode(path, config.initialize_last_layer)
+  result = checkpoints.load_checkpoint(model, path, mode=mode)
+  logging.info('Initialised %d variables from %s (mode %s)', result['loaded'], path, mode)
+
+
+def _write_scalars(metrics: dict, learning_rate: float, step: int) -> None:
+  for name in ('total_loss', 'segmentation_loss', 'regularization_loss'):
+    tf.summary.scalar(f'losses/{name}', metrics[name], step=step)
+  tf.summary.scalar('learning_rate', learning_rate, step=step)
+  if metrics['valid']:
+    tf.summary.scalar('pixel_accuracy', metrics['correct'] / metrics['valid'], step=step)
+
+
+def _write_images(model, batch, colormap_name: str, step: int) -> None:
+  """Image, coloured label and coloured prediction of the first replica's batch."""
+  images = batch['image'][:3]
+  predictions = model_lib.predict(model, images)['semantic_predictions'].numpy()
+  labels = batch['label'][:3, ..., 0].numpy()
+  tf.summary.image('samples/image', tf.cast(images, tf.uint8), step=step, max_outputs=3)
+  tf.summary.image('samples/label', np.stack([colormaps.colorize(
+      l.astype(np.uint8), colormap_name) for l in labels]), step=step, max_outputs=3)
+  tf.summary.image('samples/prediction', np.stack([colormaps.colorize(
+      p.astype(np.uint8), colormap_name) for p in predictions]), step=step, max_outputs=3)
+
+
+def _format_seconds(seconds: float) -> str:
+  seconds = int(seconds)
+  return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+def read_options(train_logdir: str) -> ModelOptions:
+  """The model options a run in `train_logdir` was trained with."""
+  path = os.path.join(train_logdir, OPTIONS_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'no {OPTIONS_FILE} in {train_logdir} (not a train.py logdir?)')
+  with open(path, encoding='utf-8') as f:
+    return ModelOptions.from_dict(json.load(f))
+
+

@@ -1,0 +1,142 @@
+"""The training loop: recipe details, resuming, initialisation, summaries and faults."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_dpc import checkpoints
+from deeplab_dpc import model as model_lib
+from deeplab_dpc.data import demo
+from deeplab_dpc.options import ModelOptions
+from deeplab_dpc.testing import recipe_checkpoint
+from deeplab_dpc.training import trainer
+
+
+@pytest.fixture(scope='module')
+def demo_dir(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp('demo'))
+  demo.build(directory, splits=('train',))
+  return directory
+
+
+def _options(**changes):
+  fields = dict(num_classes=6, model_variant='mobilenet_v2', crop_size=(33, 33),
+                output_stride=16, depth_multiplier=0.5)
+  fields.update(changes)
+  return ModelOptions.create(**fields)
+
+
+def _config(demo_dir, logdir, **changes):
+  fields = dict(dataset='demo', dataset_dir=demo_dir, train_logdir=str(logdir),
+                model_options=_options(), train_batch_size=2, training_number_of_steps=3,
+                base_learning_rate=0.01, seed=7, deterministic=True, log_steps=1,
+                save_summaries_steps=1)
+  fields.update(changes)
+  return trainer.TrainConfig(**fields)
+
+
+def _variables(path):
+  reader = tf.train.load_checkpoint(path)
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if name.startswith(('model/', 'optimizer/', 'global_step'))}
+
+
+def test_gradient_multipliers_as_the_original():
+  names = ['xception_65/entry_flow/conv1_1/weights', 'aspp0/weights', 'logits/semantic/weights',
+           'logits/semantic/biases', 'decoder/feature_projection0/weights']
+  assert trainer.gradient_multipliers(names, ('logits',), 1.0) == {'logits/semantic/biases': 2.0}
+  assert trainer.gradient_multipliers(names, trainer._EXTRA_LAYER_SCOPES, 10.0) == {  # pylint: disable=protected-access
+      'aspp0/weights': 10.0, 'logits/semantic/weights': 10.0,
+      'logits/semantic/biases': 20.0, 'decoder/feature_projection0/weights': 10.0}
+
+
+@pytest.mark.parametrize('changes, message', [
+    (dict(model_options=_options(crop_size=(32, 33))),
+     r'--train_crop_size=32,33 does not suit --output_stride=16'),
+    (dict(train_batch_size=3), r'--train_batch_size=3 is not divisible by the 2 replicas'),
+    (dict(top_k_percent_pixels=0.0), '--top_k_percent_pixels'),
+    (dict(mixed_precision='float8'), '--mixed_precision'),
+])
+def test_bad_flags(changes, message, tmp_path):
+  config = _config('unused', tmp_path, **changes)
+  with pytest.raises(ValueError, match=message):
+    config.validate(num_replicas=2)
+
+
+def test_missing_split_and_dataset_mismatch(demo_dir, tmp_path):
+  with pytest.raises(ValueError, match="Unknown split 'nope'"):
+    trainer.train(_config(demo_dir, tmp_path / 'a', train_split='nope'))
+  with pytest.raises(ValueError, match='--dataset=demo has 6 classes'):
+    trainer.train(_config(demo_dir, tmp_path / 'b', model_options=_options(num_classes=4)))
+
+
+def test_trains_saves_summarises_and_resumes_exactly(demo_dir, tmp_path):
+  straight = trainer.train(_config(demo_dir, tmp_path / 'straight', learning_policy='step',
+                                   learning_rate_decay_step=100, training_number_of_steps=4,
+                                   save_summaries_images=True))
+  assert straight['checkpoint'].endswith('ckpt-4')
+  assert [s for s, _ in straight['losses']] == [1, 2, 3, 4]
+  assert tf.train.latest_checkpoint(str(tmp_path / 'straight')).endswith('ckpt-4')
+  assert trainer.read_options(str(tmp_path / 'straight')).model_variant == 'mobilenet_v2'
+
+  tags = set()
+  for path in glob.glob(str(tmp_path / 'straight' / 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  assert {'losses/total_loss', 'losses/segmentation_loss', 'losses/regularization_loss',
+          'learning_rate', 'pixel_accuracy', 'throughput/images_per_second',
+          'samples/image', 'samples/label', 'samples/prediction'} <= tags
+
+  # Two steps, then two more in a new run: the same as four in one go. (The step
+  # policy keeps the rate independent of training_number_of_steps, unlike poly.)
+  constant = dict(learning_policy='step', learning_rate_decay_step=100)
+  trainer.train(_config(demo_dir, tmp_path / 'resumed', training_number_of_steps=2, **constant))
+  resumed = trainer.train(_config(demo_dir, tmp_path / 'resumed', training_number_of_steps=4,
+                                  **constant))
+  assert [s for s, _ in resumed['losses']] == [3, 4]
+  expected, actual = _variables(straight['checkpoint']), _variables(resumed['checkpoint'])
+  assert expected.keys() == actual.keys() and len(expected) > 100
+  for name, value in expected.items():
+    np.testing.assert_array_equal(actual[name], value, err_msg=name)
+
+  # Nothing left to do.
+  again = trainer.train(_config(demo_dir, tmp_path / 'resumed', training_number_of_steps=4))
+  assert again['global_step'] == 4 and again['losses'] == []
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(demo_dir, tmp_path):
+  trainer.train(_config(demo_dir, tmp_path, training_number_of_steps=2))
+  with pytest.raises(trainer.TrainingDivergedError, match=r'ckpt-2 .*--base_learning_rate'):
+    trainer.train(_config(demo_dir, tmp_path, training_number_of_steps=6,
+                          base_learning_rate=1e30))
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-2')
+
+
+def test_initial_checkpoint_modes(demo_dir, tmp_path):
+  other = model_lib.build_model(_options(num_classes=19))
+  prefix = checkpoints.save_checkpoint(other, str(tmp_path / 'other' / 'ckpt'))
+  with pytest.raises(ValueError, match='initialize_last_layer=False'):
+    trainer.train(_config(demo_dir, tmp_path / 'a', tf_initial_checkpoint=prefix,
+                          training_number_of_steps=1))
+  # A tiny learning rate and frozen statistics: the loaded values stay put.
+  frozen = _options(fine_tune_batch_norm=False)
+  result = trainer.train(_config(demo_dir, tmp_path / 'b', tf_initial_checkpoint=prefix,
+                                 initialize_last_layer=False, training_number_of_steps=1,
+                                 base_learning_rate=1e-12, model_options=frozen))
+  ours = checkpoints.original_names(result['model'])
+  source = checkpoints.original_names(other)
+  name = 'MobilenetV2/Conv/BatchNorm/moving_mean'
+  np.testing.assert_allclose(np.asarray(ours[name]), np.asarray(source[name]))
+
+  # An ImageNet-style checkpoint (backbone only, original names) loads the backbone.
+  backbone = {n: recipe_checkpoint.recipe_value(n, v.shape) for n, v in source.items()
+              if n.startswith('MobilenetV2/')}
+  imagenet = recipe_checkpoint.write_tf1_checkpoint(backbone, str(tmp_path / 'imagenet.ckpt'))
+  result = trainer.train(_config(demo_dir, tmp_path / 'c', tf_initial_checkpoint=imagenet,
+                                 training_number_of_steps=1, base_learning_rate=1e-12,
+                                 model_options=frozen))
+  ours = checkpoints.original_names(result['model'])
+  np.testing.assert_allclose(np.asarray(ours[name]), backbone[name])

@@ -1,0 +1,88 @@
+"""search.py: the command-line contract, resume, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deeplab_dpc import cell as cell_lib
+from deeplab_dpc import search_space
+from deeplab_dpc.search import records
+from deeplab_dpc.search import testing
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _run(*flags, timeout=600):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run([sys.executable, os.path.join(ROOT, 'search.py'), *flags], env=env,
+                        capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return testing.write_demo_subset(str(tmp_path_factory.mktemp('demo')), num_train=24,
+                                   num_val=8)
+
+
+def _contract(data_dir, search_dir, max_trials):
+  return _run('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={search_dir}',
+              '--model_variant=mobilenet_v2', '--train_crop_size=65,65',
+              '--proxy_training_number_of_steps=10', f'--max_trials={max_trials}')
+
+
+def test_contract_run_then_resume(data_dir, tmp_path):
+  search_dir = str(tmp_path / 'S')
+  first = _contract(data_dir, search_dir, 3)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert 'RANDOMLY INITIALISED' in first.stderr  # No checkpoint: a warning, not an error.
+  assert len(records.read_trials(search_dir)) == 3
+  second = _contract(data_dir, search_dir, 5)
+  assert second.returncode == 0, second.stderr[-3000:]
+  with open(os.path.join(search_dir, 'trials.jsonl'), encoding='utf-8') as f:
+    lines = [json.loads(line) for line in f]
+  assert len(lines) == 5
+  assert len({l['trial_id'] for l in lines}) == 5 and len({l['hash'] for l in lines}) == 5
+  for line in lines:
+    assert line['status'] == 'COMPLETED' and 0.0 <= line['score'] <= 1.0
+    assert line['hash'] == search_space.cell_hash(line['cell'])
+    assert line['train_seconds'] > 0 and line['madds'] > 0
+  best = sorted(n for n in os.listdir(os.path.join(search_dir, 'best_cells'))
+                if n.startswith('rank_'))
+  assert len(best) == 5
+  for name in best:  # The original cell format, as train.py / export.py read it.
+    cell = cell_lib.load_cell(os.path.join(search_dir, 'best_cells', name))
+    assert len(cell) == 5 and search_space.cell_hash(cell)[:8] in name
+  # The feature cache was built on first use and reused.
+  with open(os.path.join(search_dir, 'feature_cache', 'manifest.json'), encoding='utf-8') as f:
+    manifest = json.load(f)
+  assert manifest['config']['crop_size'] == [65, 65] and manifest['feature_shape'] == [5, 5, 320]
+
+  # A cache that does not match the flags is refused, naming the flag.
+  mismatch = _run('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={search_dir}',
+                  '--train_crop_size=33,33', '--max_trials=6')
+  assert mismatch.returncode == 2
+  assert '--train_crop_size' in mismatch.stderr and 'does not match' in mismatch.stderr
+
+
+def test_bad_number_of_branches(data_dir, tmp_path):
+  result = _run('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={tmp_path}',
+                '--num_branches=0')
+  assert result.returncode == 2 and '--num_branches' in result.stderr
+
+
+def test_seed_cell_with_an_unknown_operation(data_dir, tmp_path):
+  seed = tmp_path / 'seed.json'
+  seed.write_text(json.dumps([{'op': 'max_pool', 'input': -1}] * 5))
+  result = _run('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={tmp_path / "S"}',
+                f'--seed_cells={seed}')
+  assert result.returncode == 2
+  assert 'seed.json' in result.stderr and 'max_pool' in result.stderr
+
+
+def test_missing_dataset(tmp_path):
+  result = _run('--dataset=cityscapes', f'--dataset_dir={tmp_path}', f'--search_dir={tmp_path}',
+                '--mode=cache')
+  assert result.returncode == 2 and 'No TFRecord files' in result.stderr
