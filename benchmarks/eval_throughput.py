@@ -14,7 +14,6 @@ weights are random: throughput does not depend on them.
 """
 
 import os
-import statistics
 import tempfile
 import time
 
@@ -23,6 +22,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from deeplab_dpc.testing import timing
 from deeplab_dpc import model as model_lib
 from deeplab_dpc import options as options_lib
 from deeplab_dpc import serving
@@ -54,16 +54,6 @@ def _throughput(model, dataset_dir, scales, flipped):
   return count / seconds, count
 
 
-def _median_ms(fn, repeats):
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1000 * statistics.median(times)
-
-
 def main(argv):
   del argv
   options = options_lib.ModelOptions.create(
@@ -85,12 +75,12 @@ def main(argv):
     padded = np.full((1, FLAGS.crop_size, FLAGS.crop_size, 3), 127, np.uint8)
     padded[0, :image.shape[0], :image.shape[1]] = image
     predict = evaluator.prediction_function(model)
-    in_process = _median_ms(lambda: predict(tf.constant(padded, tf.float32)).numpy(),
-                            FLAGS.repeats)
+    in_process = 1000 * timing.median_seconds(
+        lambda: predict(tf.constant(padded, tf.float32)).numpy(), FLAGS.repeats)
     export_dir = serving.export_saved_model(model, os.path.join(tmp, 'saved_model'))
     serve = tf.saved_model.load(export_dir).signatures['serving_default']
-    saved = _median_ms(lambda: serve(image=tf.constant(padded))['semantic_predictions'].numpy(),
-                       FLAGS.repeats)
+    saved = 1000 * timing.median_seconds(
+        lambda: serve(image=tf.constant(padded))['semantic_predictions'].numpy(), FLAGS.repeats)
     rows.append(('in-process model, batch 1', '-', f'{in_process:.1f} ms/image', FLAGS.repeats))
     rows.append(('SavedModel signature, batch 1', '-', f'{saved:.1f} ms/image', FLAGS.repeats))
 

@@ -8,14 +8,12 @@ matmul timed in the same run (the machine's practical fp32 rate).
   python benchmarks/model_latency.py [--crop_size=513] [--repeats=10] [--xla]
 """
 
-import statistics
-import time
-
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from deeplab_dpc.testing import timing
 from deeplab_dpc import cell
 from deeplab_dpc import model as model_lib
 from deeplab_dpc import model_stats
@@ -27,21 +25,11 @@ flags.DEFINE_integer('repeats', 10, 'Timed runs per configuration (after one war
 flags.DEFINE_boolean('xla', True, 'Also time jit_compile=True.')
 
 
-def _median_seconds(fn, repeats):
-  fn()  # Trace / compile / warm up.
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def _matmul_rate(repeats):
   a = tf.random.normal([2048, 2048])
   b = tf.random.normal([2048, 2048])
   matmul = tf.function(lambda: tf.matmul(a, b))
-  seconds = _median_seconds(lambda: matmul().numpy(), repeats)
+  seconds = timing.median_seconds(lambda: matmul().numpy(), repeats)
   return 2048 ** 3 / seconds
 
 
@@ -57,11 +45,11 @@ def main(argv):
       0, 255, (1, FLAGS.crop_size, FLAGS.crop_size, 3)).astype(np.float32))
   rows = [('fp32 matmul 2048^3', None, _matmul_rate(FLAGS.repeats))]
   plain = tf.function(lambda x: model(x, training=False))
-  seconds = _median_seconds(lambda: plain(images).numpy(), FLAGS.repeats)
+  seconds = timing.median_seconds(lambda: plain(images).numpy(), FLAGS.repeats)
   rows.append(('tf.function', seconds, madds / seconds))
   if FLAGS.xla:
     xla = tf.function(lambda x: model(x, training=False), jit_compile=True)
-    seconds = _median_seconds(lambda: xla(images).numpy(), FLAGS.repeats)
+    seconds = timing.median_seconds(lambda: xla(images).numpy(), FLAGS.repeats)
     rows.append(('tf.function + XLA', seconds, madds / seconds))
   print(f'xception_65 + DPC + decoder, OS16, {FLAGS.crop_size}x{FLAGS.crop_size}, batch 1: '
         f'{madds / 1e9:.1f} G multiply-adds; median of {FLAGS.repeats} runs')

@@ -132,7 +132,7 @@ def main(argv):
   crop = tuple(multi_ints([FLAGS.step_crop_size], 'step_crop_size'))
   steps = step_comparison(crop, FLAGS.batch_size, FLAGS.timed_steps, FLAGS.step_model_variant)
   rates = search_rates(FLAGS.work_dir, FLAGS.demo_trials, FLAGS.demo_proxy_steps)
-  print(f'| measurement | value |\n|---|---|')
+  print('| measurement | value |\n|---|---|')
   print(f'| full-model training step ({steps["model_variant"]} + released DPC, '
         f'{crop[0]}x{crop[1]}, '
         f'batch {steps["batch_size"]}) | {steps["full_step_seconds"] * 1000:.0f} ms |')

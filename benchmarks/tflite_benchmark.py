@@ -15,7 +15,6 @@ calibrated on --num_calibration_images images of --calibration_split.
 """
 
 import os
-import statistics
 import tempfile
 import time
 
@@ -24,6 +23,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from deeplab_dpc.testing import timing
 from deeplab_dpc import checkpoints
 from deeplab_dpc import cli
 from deeplab_dpc import fileio
@@ -48,17 +48,6 @@ flags.DEFINE_integer('repeats', 30, 'Timed runs per model (after warm-up).')
 flags.DEFINE_integer('num_threads', 2, 'TFLite interpreter threads (TF uses all cores).')
 flags.DEFINE_string('output_dir', None, 'Keep the SavedModel and .tflite files here.')
 model_flags.define_model_flags(model_variant='mobilenet_v2', output_stride=16)
-
-
-def _median_ms(fn, repeats):
-  for _ in range(3):
-    fn()  # Warm up (tracing, delegate set-up, caches).
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1000 * statistics.median(times)
 
 
 def _size_mb(path):
@@ -97,8 +86,9 @@ def _measure(model, samples, descriptor, crop_size, output_dir):
   rows = []
   miou, reference, _ = _evaluate(saved_model_predict, samples, descriptor.num_classes,
                                  descriptor.ignore_label)
-  rows.append(('float SavedModel (TF)', _size_mb(saved_model),
-               _median_ms(lambda: saved_model_predict(timing_image), FLAGS.repeats), miou, 1.0))
+  latency = timing.median_seconds(lambda: saved_model_predict(timing_image), FLAGS.repeats,
+                                  warmup=3)
+  rows.append(('float SavedModel (TF)', _size_mb(saved_model), 1000 * latency, miou, 1.0))
   start = time.perf_counter()
   converted = tflite.convert_all(model, tflite.QUANTIZATIONS, calibration)
   print(f'converted in {time.perf_counter() - start:.1f} s', flush=True)
@@ -110,9 +100,9 @@ def _measure(model, samples, descriptor, crop_size, output_dir):
     miou, _, agreement = _evaluate(segmenter, samples, descriptor.num_classes,
                                    descriptor.ignore_label, reference)
     padded = tflite.pad_image(timing_image, crop_size)
-    rows.append((f'{name} TFLite', _size_mb(path),
-                 _median_ms(lambda s=segmenter: s.run_padded(padded), FLAGS.repeats), miou,
-                 agreement))
+    latency = timing.median_seconds(lambda s=segmenter: s.run_padded(padded), FLAGS.repeats,
+                                    warmup=3)
+    rows.append((f'{name} TFLite', _size_mb(path), 1000 * latency, miou, agreement))
   return rows
 
 

@@ -78,6 +78,13 @@ def resize_bilinear(x, size: tuple[int, int]):
   return ops.einsum('pw,bowc->bopc', cols, x)
 
 
+def _bias_add(x, bias):
+  if keras.backend.backend() == 'tensorflow':
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.nn.bias_add(x, bias)  # Grappler fuses Conv2D + BiasAdd + Relu.
+  return x + bias
+
+
 def fixed_padding(x, kernel_size: int, rate: int = 1):
   """Pads H and W as the original `fixed_padding`, independently of the input size.
 
@@ -192,16 +199,25 @@ class ConvBN(keras.layers.Layer):
     if padding == 'fixed':
       x = fixed_padding(x, self.kernel_size[0], self.rate[0])
       padding = 'valid'
+    kernel, bias = self.kernel, self.bias
+    batch_norm_in_training = bool(training) and self.fine_tune_batch_norm
+    if self.batch_norm is not None and not batch_norm_in_training:
+      # Inference-mode batch norm is a per-channel affine map: folded into the
+      # kernel and a bias, the conv, bias and activation fuse into one kernel.
+      bn = self.batch_norm
+      scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
+      offset = bn.beta - bn.moving_mean * scale
+      kernel = kernel * (ops.reshape(scale, (-1, 1)) if self.depthwise else scale)
+      bias = offset if bias is None else bias * scale + offset
     if self.depthwise:
-      x = ops.depthwise_conv(x, self.kernel, strides=self.strides, padding=padding,
+      x = ops.depthwise_conv(x, kernel, strides=self.strides, padding=padding,
                              dilation_rate=self.rate)
     else:
-      x = ops.conv(x, self.kernel, strides=self.strides, padding=padding,
-                   dilation_rate=self.rate)
-    if self.bias is not None:
-      x = x + self.bias
-    if self.batch_norm is not None:
-      x = self.batch_norm(x, training=bool(training) and self.fine_tune_batch_norm)
+      x = ops.conv(x, kernel, strides=self.strides, padding=padding, dilation_rate=self.rate)
+    if bias is not None:
+      x = _bias_add(x, bias)
+    if self.batch_norm is not None and batch_norm_in_training:
+      x = self.batch_norm(x, training=True)
     activation = ACTIVATIONS[self.activation]
     return x if activation is None else activation(x)
 

@@ -13,7 +13,6 @@ the layers. Variable paths are the original checkpoint keys, e.g.
 import dataclasses
 
 import keras
-from keras import ops
 
 from deeplab_dpc import constants
 from deeplab_dpc import layers

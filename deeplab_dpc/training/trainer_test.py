@@ -1,7 +1,6 @@
 """The training loop: recipe details, resuming, initialisation, summaries and faults."""
 
 import glob
-import os
 
 import numpy as np
 import pytest

@@ -1,0 +1,144 @@
+"""The newcomer path end to end at the CI size: every artefact exists and is valid.
+
+One reduced run of the whole pipeline (about two minutes on 2 CPU cores) is shared
+by the tests below; each checks one kind of artefact the way a user would use it.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from deeplab_dpc import cell as cell_lib
+from deeplab_dpc import demo_pipeline
+from deeplab_dpc.data import demo
+
+# The reduced run reaches about 0.20 (the backbone alone about 0.20; always answering
+# "background" scores 0.142): the winner must have learned shapes, not background.
+_MIN_REDUCED_MIOU = 0.16
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+  output_dir = str(tmp_path_factory.mktemp('demo'))
+  config = demo_pipeline.DemoConfig.create(output_dir, reduced=True, seed=0)
+  return config, demo_pipeline.run(config)
+
+
+def test_summary_json_holds_every_path_and_they_exist(run):
+  config, summary = run
+  with open(os.path.join(config.output_dir, demo_pipeline.SUMMARY_FILE), encoding='utf-8') as f:
+    stored = json.load(f)
+  assert stored == json.loads(json.dumps(summary))
+  paths = stored['paths']
+  expected = {'data', 'backbone_checkpoint', 'backbone_train_logdir', 'feature_cache',
+              'search_dir', 'trials', 'best_cells', 'rerank_report', 'winner_cell',
+              'random_cell', 'winner_checkpoint', 'random_checkpoint', 'winner_metrics',
+              'random_metrics', 'tensorboard_logdir', 'saved_model', 'pictures'}
+  assert set(paths) == expected
+  for key in ('data', 'backbone_train_logdir', 'feature_cache', 'search_dir',
+              'tensorboard_logdir', 'saved_model'):
+    assert os.path.isdir(paths[key]), key
+  for key in ('trials', 'rerank_report', 'winner_cell', 'random_cell', 'winner_metrics',
+              'random_metrics'):
+    assert os.path.isfile(paths[key]), key
+  for key in ('backbone_checkpoint', 'winner_checkpoint', 'random_checkpoint'):
+    assert os.path.isfile(paths[key] + '.index'), key
+  for key in ('image', 'ground_truth', 'prediction', 'labels'):
+    assert os.path.isfile(paths['pictures'][key]), key
+  assert set(stored['seconds']) == {'data', 'backbone', 'cache', 'search', 'rerank', 'winner',
+                                    'random', 'export', 'segment', 'total'}
+
+
+def test_cells_load_and_the_study_is_complete(run):
+  config, summary = run
+  paths = summary['paths']
+  assert paths['best_cells']
+  for path in paths['best_cells'] + [paths['winner_cell'], paths['random_cell'],
+                                     os.path.join(paths['search_dir'], 'rerank_winner.json')]:
+    branches = cell_lib.load_cell(path)
+    assert len(branches) == config.num_branches, path
+  # The winner is the re-ranked cell, trained again; the random cell is another one.
+  assert cell_lib.load_cell(paths['winner_cell']) == cell_lib.load_cell(
+      os.path.join(paths['search_dir'], 'rerank_winner.json'))
+  assert summary['cells']['winner'] != summary['cells']['random']
+  with open(paths['trials'], encoding='utf-8') as f:
+    trials = [json.loads(line) for line in f]
+  assert len(trials) == config.search_trials
+  assert summary['search']['completed'] >= 1
+  with open(paths['rerank_report'], encoding='utf-8') as f:
+    assert len(json.load(f)['cells']) == config.rerank_top_k
+
+
+def test_miou_values_are_numbers_and_the_winner_learned(run):
+  _, summary = run
+  miou = summary['miou']
+  values = [miou['backbone'], miou['winner'], miou['random']] + list(miou['reranked'].values())
+  for value in values:
+    assert isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0, miou
+  assert miou['winner'] > _MIN_REDUCED_MIOU, miou
+  assert summary['searched_beats_random'] == (miou['winner'] > miou['random'])
+  for name in ('winner', 'random'):
+    per_class = summary['per_class_iou'][name]
+    assert len(per_class) == len(summary['class_names']) == 6
+    assert all(v is None or 0.0 <= v <= 1.0 for v in per_class)
+  with open(summary['paths']['winner_metrics'], encoding='utf-8') as f:
+    assert json.load(f)['miou'] == pytest.approx(miou['winner'])
+
+
+def test_saved_model_serves_a_uint8_image(run):
+  import tensorflow as tf
+  _, summary = run
+  serve = tf.saved_model.load(summary['paths']['saved_model']).signatures['serving_default']
+  image, label = demo.render('val', 1)
+  outputs = serve(image=tf.constant(image[None]))
+  predictions = outputs['semantic_predictions']
+  assert predictions.dtype == tf.int32 and predictions.shape == (1, 129, 129)
+  assert outputs['semantic_probabilities'].dtype == tf.float32
+  assert outputs['semantic_probabilities'].shape == (1, 129, 129, 6)
+  values = predictions.numpy()
+  assert values.min() >= 0 and values.max() < 6
+  # Better than always "background" on this image's pixels.
+  assert (values[0] == label).mean() > 0.5
+  # Exported with in-graph resizing: another size works too.
+  small = serve(image=tf.constant(image[None, :100, :77]))['semantic_predictions']
+  assert small.shape == (1, 100, 77)
+
+
+def test_pictures_decode(run):
+  from PIL import Image
+  _, summary = run
+  pictures = summary['paths']['pictures']
+  with Image.open(pictures['prediction']) as picture:
+    assert picture.format == 'PNG' and picture.size == (129, 129)
+    coloured = np.asarray(picture.convert('RGB'))
+  assert len(np.unique(coloured.reshape(-1, 3), axis=0)) >= 1
+  with Image.open(pictures['labels']) as labels:
+    assert np.asarray(labels).max() < 6
+  with Image.open(pictures['image']) as image:
+    np.testing.assert_array_equal(np.asarray(image.convert('RGB')), demo.render('val', 0)[0])
+
+
+def test_summary_text_names_every_artefact(run):
+  _, summary = run
+  text = demo_pipeline.format_summary(summary)
+  for needle in (summary['paths']['saved_model'], summary['paths']['winner_cell'],
+                 summary['paths']['trials'], 'tensorboard --logdir=', 'dot grid', 'random'):
+    assert needle in text, needle
+
+
+def test_config_errors_name_the_field(tmp_path):
+  with pytest.raises(ValueError, match='--output_dir'):
+    demo_pipeline.DemoConfig.create('')
+  with pytest.raises(ValueError, match='--seed'):
+    demo_pipeline.DemoConfig.create(str(tmp_path), seed=-1)
+  with pytest.raises(ValueError, match='train_crop_size'):
+    demo_pipeline.DemoConfig.create(str(tmp_path), train_crop_size=(64, 64))
+  with pytest.raises(ValueError, match='unknown field'):
+    demo_pipeline.DemoConfig.create(str(tmp_path), trials=3)
+  reduced = demo_pipeline.DemoConfig.create(str(tmp_path), reduced=True)
+  full = demo_pipeline.DemoConfig.create(str(tmp_path))
+  assert reduced.search_trials < full.search_trials
+  assert reduced.final_steps < full.final_steps
