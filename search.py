@@ -77,6 +77,8 @@ flags.DEFINE_float('proxy_base_learning_rate', 0.01, 'Proxy poly learning rate (
 flags.DEFINE_float('proxy_learning_power', 0.9, 'Poly power.')
 flags.DEFINE_float('proxy_momentum', 0.9, 'SGD momentum.')
 flags.DEFINE_float('proxy_weight_decay', constants.WEIGHT_DECAY, 'L2 on conv weights.')
+flags.DEFINE_float('proxy_batch_norm_decay', None, 'Batch-norm decay of the candidate cells '
+                   '(unset: the original 0.9997; short proxy runs need e.g. 0.9).')
 
 # Search.
 flags.DEFINE_integer('num_branches', 5, 'B: branches per cell.')
@@ -138,7 +140,8 @@ def search_config():
       training_number_of_steps=FLAGS.proxy_training_number_of_steps,
       batch_size=FLAGS.proxy_batch_size, base_learning_rate=FLAGS.proxy_base_learning_rate,
       learning_power=FLAGS.proxy_learning_power, momentum=FLAGS.proxy_momentum,
-      weight_decay=FLAGS.proxy_weight_decay, seed=FLAGS.seed)
+      weight_decay=FLAGS.proxy_weight_decay, batch_norm_decay=FLAGS.proxy_batch_norm_decay,
+      seed=FLAGS.seed)
   return study.SearchConfig(
       search_dir=FLAGS.search_dir, cache=cache, proxy=proxy, cache_dir=FLAGS.cache_dir,
       num_branches=FLAGS.num_branches, max_trials=FLAGS.max_trials,

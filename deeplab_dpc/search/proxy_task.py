@@ -41,6 +41,8 @@ class ProxyConfig:
     eval_batch_size: Validation examples per forward pass.
     shuffle_buffer_size: Cached training examples in the shuffle buffer.
     cache_in_memory_bytes: Keep a split in memory when it is smaller than this.
+    batch_norm_decay: The cell's batch-norm decay (None: the original's 0.9997;
+      short proxy runs need a faster one, e.g. 0.9).
   """
   training_number_of_steps: int = 30000
   batch_size: int = 8
@@ -52,6 +54,7 @@ class ProxyConfig:
   eval_batch_size: int = 16
   shuffle_buffer_size: int = 1000
   cache_in_memory_bytes: int = 1 << 30
+  batch_norm_decay: float | None = None
 
   def validate(self) -> None:
     if int(self.training_number_of_steps) < 1:
@@ -67,7 +70,8 @@ class ProxyConfig:
 
 
 def build_proxy_model(cell: Any, num_classes: int, output_stride: int = 16,
-                      weight_decay: float = constants.WEIGHT_DECAY):
+                      weight_decay: float = constants.WEIGHT_DECAY,
+                      batch_norm_decay: float | None = None):
   """The cell and the logits layer as a Keras model on cached features.
 
   Args:
@@ -75,13 +79,16 @@ def build_proxy_model(cell: Any, num_classes: int, output_stride: int = 16,
     num_classes: Classes of the logits.
     output_stride: Stride of the cached features (sets the conv rate multiplier).
     weight_decay: L2 scale on conv weights.
+    batch_norm_decay: Moving-average decay of the cell's batch norms; None keeps
+      the original's 0.9997, which short proxy runs cannot move far enough for
+      the scoring (inference-mode) pass.
   """
   import keras  # pylint: disable=g-import-not-at-top
   from deeplab_dpc import decoder  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.heads import dense_prediction_cell  # pylint: disable=g-import-not-at-top
 
   conv_kwargs = dict(batch_norm_epsilon=constants.HEAD_BATCH_NORM_EPSILON,
-                     batch_norm_decay=constants.HEAD_BATCH_NORM_DECAY,
+                     batch_norm_decay=batch_norm_decay or constants.HEAD_BATCH_NORM_DECAY,
                      fine_tune_batch_norm=True, weight_decay=weight_decay)
 
   class ProxyModel(keras.Model):
@@ -150,7 +157,7 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
   ignore_label = manifest['ignore_label']
   keras.utils.set_random_seed(config.seed)
   model = build_proxy_model(cell, num_classes, manifest['config']['output_stride'],
-                            config.weight_decay)
+                            config.weight_decay, config.batch_norm_decay)
   model(tf.zeros([1] + list(manifest['feature_shape'])), training=False)
   steps = int(config.training_number_of_steps)
   learning_rate = schedules.DeepLabLearningRate(
@@ -230,7 +237,7 @@ def proxy_train_step_fn(cell: Any, manifest: dict, config: ProxyConfig):
   keras.utils.set_random_seed(config.seed)
   num_classes = manifest['num_classes']
   model = build_proxy_model(cell, num_classes, manifest['config']['output_stride'],
-                            config.weight_decay)
+                            config.weight_decay, config.batch_norm_decay)
   model(tf.zeros([1] + list(manifest['feature_shape'])), training=False)
   optimizer = keras.optimizers.SGD(learning_rate=config.base_learning_rate,
                                    momentum=config.momentum)

@@ -46,6 +46,7 @@ _PROXY_FLAGS = {
     'learning_power': 'proxy_learning_power',
     'momentum': 'proxy_momentum',
     'weight_decay': 'proxy_weight_decay',
+    'batch_norm_decay': 'proxy_batch_norm_decay',
     'seed': 'seed',
 }
 
