@@ -3,7 +3,7 @@
 Builds the demo TFRecords, trains the backbone, caches its features, searches dense
 prediction cells, re-ranks the best, trains the winner and a random cell with the
 same recipe, evaluates both, exports the winner as a SavedModel and segments a demo
-image (`deeplab_dpc/demo_pipeline.py`). About 15 minutes on 2 CPU cores; `--reduced`
+image (`deeplab_dpc/demo_pipeline.py`). About 9 minutes on 2 CPU cores; `--reduced`
 is the CI size (a few minutes). Running it again with the same --output_dir reuses
 the finished stages.
 
