@@ -103,6 +103,13 @@ def _checkpoint_variables(reader) -> dict[str, tuple[str, tuple[int, ...]]]:
   return out
 
 
+def variable_names(path: str) -> list[str]:
+  """Original names of the variables in a checkpoint (TF1 or ours), training state excluded."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return sorted(name for name in _checkpoint_variables(tf.train.load_checkpoint(path))
+                if not _TRAINING_STATE.search(name))
+
+
 def is_object_based(path: str) -> bool:
   """True for TF2 object-based checkpoints (ours), False for name-based (TF1)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -143,9 +143,7 @@ def gradient_multipliers(variable_names, last_layers, last_layer_gradient_multip
 
 def _initial_checkpoint_mode(path: str, initialize_last_layer: bool) -> str:
   """Backbone-only checkpoints (ImageNet) have no `logits/`; full ones do."""
-  names = [name for name, _ in tf.train.list_variables(path)]
-  full = any(n.startswith('logits/') or '/logits.S' in n or n.startswith('model/logits.S')
-             for n in names)
+  full = any(n.startswith('logits/') for n in checkpoints.variable_names(path))
   if not full:
     return checkpoints.BACKBONE
   return checkpoints.STRICT if initialize_last_layer else checkpoints.EXCLUDE_LOGITS
