@@ -31,7 +31,6 @@ flags.DEFINE_multi_string('eval_crop_size', ['513,513'],
 flags.DEFINE_string('eval_split', 'val', 'Split to evaluate.')
 flags.DEFINE_integer('max_number_of_evaluations', 0,
                      'Evaluate this many checkpoints, then stop; 0 or less = forever.')
-flags.DEFINE_boolean('show_progress', True, 'Progress with images/s and ETA.')
 eval_flags.define_common_flags()
 
 

@@ -34,7 +34,6 @@ flags.DEFINE_boolean('also_save_raw_predictions', False,
                      'Also save raw predictions (Cityscapes: label ids for the benchmark).')
 flags.DEFINE_integer('max_number_of_iterations', 0,
                      'Visualise this many checkpoints, then stop; 0 or less = forever.')
-flags.DEFINE_boolean('show_progress', True, 'Progress with images/s and ETA.')
 eval_flags.define_common_flags()
 
 

@@ -29,6 +29,7 @@ def define_common_flags() -> None:
   flags.DEFINE_multi_string('eval_scales', ['1.0'],
                             'Image pyramid scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75.')
   flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped images.')
+  flags.DEFINE_boolean('show_progress', True, 'Progress with images/s and ETA.')
   flags.DEFINE_integer('quantize_delay_step', -1,
                        'The original quantized-eval switch; quantization is not supported.')
   model_flags.define_dataset_flags()
