@@ -77,6 +77,8 @@ flags.DEFINE_float('proxy_base_learning_rate', 0.01, 'Proxy poly learning rate (
 flags.DEFINE_float('proxy_learning_power', 0.9, 'Poly power.')
 flags.DEFINE_float('proxy_momentum', 0.9, 'SGD momentum.')
 flags.DEFINE_float('proxy_weight_decay', constants.WEIGHT_DECAY, 'L2 on conv weights.')
+flags.DEFINE_boolean('proxy_upsample_logits', True, 'Proxy loss on logits upsampled to the '
+                     'labels (the original); false: labels downsampled, a much cheaper step.')
 flags.DEFINE_float('proxy_batch_norm_decay', None, 'Batch-norm decay of the candidate cells '
                    '(unset: the original 0.9997; short proxy runs need e.g. 0.9).')
 
@@ -141,6 +143,7 @@ def search_config():
       batch_size=FLAGS.proxy_batch_size, base_learning_rate=FLAGS.proxy_base_learning_rate,
       learning_power=FLAGS.proxy_learning_power, momentum=FLAGS.proxy_momentum,
       weight_decay=FLAGS.proxy_weight_decay, batch_norm_decay=FLAGS.proxy_batch_norm_decay,
+      upsample_logits=FLAGS.proxy_upsample_logits,
       seed=FLAGS.seed)
   return study.SearchConfig(
       search_dir=FLAGS.search_dir, cache=cache, proxy=proxy, cache_dir=FLAGS.cache_dir,

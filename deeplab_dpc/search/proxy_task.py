@@ -43,6 +43,9 @@ class ProxyConfig:
     cache_in_memory_bytes: Keep a split in memory when it is smaller than this.
     batch_norm_decay: The cell's batch-norm decay (None: the original's 0.9997;
       short proxy runs need a faster one, e.g. 0.9).
+    upsample_logits: Compute the loss on logits upsampled to the label size (the
+      original's default); False downsamples the labels to the logits (nearest),
+      the original flag's other mode, which makes a proxy step far cheaper.
   """
   training_number_of_steps: int = 30000
   batch_size: int = 8
@@ -55,6 +58,7 @@ class ProxyConfig:
   shuffle_buffer_size: int = 1000
   cache_in_memory_bytes: int = 1 << 30
   batch_norm_decay: float | None = None
+  upsample_logits: bool = True
 
   def validate(self) -> None:
     if int(self.training_number_of_steps) < 1:
@@ -149,7 +153,6 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
   from deeplab_dpc import layers  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.evaluation import metrics  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.training import losses  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.training import schedules  # pylint: disable=g-import-not-at-top
 
   config.validate()
@@ -167,16 +170,7 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
   variables = model.trainable_variables
   optimizer.build(variables)
 
-  @tf.function
-  def train_step(features, labels):
-    with tf.GradientTape() as tape:
-      logits = model(features, training=True)
-      loss = losses.softmax_cross_entropy(logits, labels, num_classes,
-                                          ignore_label=ignore_label, upsample_logits=True)
-      total = loss + tf.add_n(model.losses) if model.losses else loss
-    grads = tape.gradient(total, variables)
-    optimizer.apply_gradients(zip(grads, variables))
-    return total
+  train_step = _train_step(model, optimizer, num_classes, ignore_label, config.upsample_logits)
 
   @tf.function
   def predict(features, label_size):
@@ -229,11 +223,32 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
   }
 
 
+def _train_step(model, optimizer, num_classes: int, ignore_label: int,
+                upsample_logits: bool):
+  """One proxy training step (loss, weight decay, update) as a tf.function."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.training import losses  # pylint: disable=g-import-not-at-top
+  variables = model.trainable_variables
+
+  @tf.function
+  def step(features, labels):
+    with tf.GradientTape() as tape:
+      logits = model(features, training=True)
+      loss = losses.softmax_cross_entropy(logits, labels, num_classes,
+                                          ignore_label=ignore_label,
+                                          upsample_logits=upsample_logits)
+      total = loss + tf.add_n(model.losses) if model.losses else loss
+    grads = tape.gradient(total, variables)
+    optimizer.apply_gradients(zip(grads, variables))
+    return total
+
+  return step
+
+
 def proxy_train_step_fn(cell: Any, manifest: dict, config: ProxyConfig):
   """(step function, model) for benchmarking one proxy training step in isolation."""
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.training import losses  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(config.seed)
   num_classes = manifest['num_classes']
   model = build_proxy_model(cell, num_classes, manifest['config']['output_stride'],
@@ -242,16 +257,7 @@ def proxy_train_step_fn(cell: Any, manifest: dict, config: ProxyConfig):
   optimizer = keras.optimizers.SGD(learning_rate=config.base_learning_rate,
                                    momentum=config.momentum)
   optimizer.build(model.trainable_variables)
-
-  @tf.function
-  def step(features, labels):
-    with tf.GradientTape() as tape:
-      logits = model(features, training=True)
-      loss = losses.softmax_cross_entropy(logits, labels, num_classes)
-      total = loss + tf.add_n(model.losses) if model.losses else loss
-    grads = tape.gradient(total, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return total
-
+  step = _train_step(model, optimizer, num_classes, manifest.get('ignore_label', 255),
+                     config.upsample_logits)
   return step, model
 

@@ -26,6 +26,16 @@ def test_learns_a_trivially_learnable_cache(cache):
   assert long['steps'] == 60 and long['train_seconds'] > 0
 
 
+def test_downsampled_labels_also_learn_and_differ_from_upsampled_logits(cache):
+  cache_dir, manifest = cache
+  results = [proxy_task.run_proxy_task(
+      testing.SIMPLE_CELL, cache_dir, manifest,
+      proxy_task.ProxyConfig(training_number_of_steps=60, base_learning_rate=0.05,
+                             upsample_logits=upsample)) for upsample in (True, False)]
+  assert results[1]['miou'] > 0.9  # Scored at full label resolution either way.
+  assert results[0]['final_loss'] != pytest.approx(results[1]['final_loss'], rel=1e-3)
+
+
 def test_deterministic_with_a_seed(cache):
   cache_dir, manifest = cache
   config = proxy_task.ProxyConfig(training_number_of_steps=8, seed=3)

@@ -47,6 +47,7 @@ _PROXY_FLAGS = {
     'momentum': 'proxy_momentum',
     'weight_decay': 'proxy_weight_decay',
     'batch_norm_decay': 'proxy_batch_norm_decay',
+    'upsample_logits': 'proxy_upsample_logits',
     'seed': 'seed',
 }
 
