@@ -103,6 +103,8 @@ flags.DEFINE_integer('rerank_top_k', 3, 'Best proxy cells to train as full model
 flags.DEFINE_integer('rerank_training_number_of_steps', 30000, 'Full training steps per cell.')
 flags.DEFINE_integer('rerank_train_batch_size', 8, 'Full training batch size.')
 flags.DEFINE_float('rerank_base_learning_rate', 0.01, 'Full training learning rate.')
+flags.DEFINE_float('rerank_batch_norm_decay', None, 'Batch-norm decay of the full models '
+                   '(unset: the original 0.9997; short runs need e.g. 0.9).')
 flags.DEFINE_multi_string('rerank_eval_crop_size', None,
                           'Evaluation crop (default: the dataset\'s whole image).')
 flags.DEFINE_multi_string('rerank_decoder_output_stride', None,
@@ -171,7 +173,10 @@ def rerank_config():
       train_batch_size=FLAGS.rerank_train_batch_size,
       base_learning_rate=FLAGS.rerank_base_learning_rate, train_split=FLAGS.train_split,
       eval_split=FLAGS.eval_split, eval_crop_size=eval_crop,
-      decoder_output_stride=tuple(decoder) if decoder else None, seed=FLAGS.seed)
+      decoder_output_stride=tuple(decoder) if decoder else None, seed=FLAGS.seed,
+      batch_norm_decay=FLAGS.rerank_batch_norm_decay,
+      min_scale_factor=FLAGS.min_scale_factor, max_scale_factor=FLAGS.max_scale_factor,
+      scale_factor_step_size=FLAGS.scale_factor_step_size)
 
 
 def main(argv):

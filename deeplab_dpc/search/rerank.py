@@ -88,6 +88,10 @@ class RerankConfig:
     eval_crop_size: Evaluation crop ('' / None: the dataset's whole image).
     decoder_output_stride: Decoder strides of the full model, or None.
     seed: Training seed.
+    batch_norm_decay: Batch-norm decay of the full models (None: the original's;
+      short re-rank runs need a faster one).
+    min_scale_factor, max_scale_factor, scale_factor_step_size: Training
+      augmentation (the original's flags).
   """
   search_dir: str
   dataset: str
@@ -107,6 +111,10 @@ class RerankConfig:
   eval_crop_size: tuple[int, int] | None = None
   decoder_output_stride: tuple[int, ...] | None = None
   seed: int = 0
+  batch_norm_decay: float | None = None
+  min_scale_factor: float = 0.5
+  max_scale_factor: float = 2.0
+  scale_factor_step_size: float = 0.25
 
 
 def _libraries():
@@ -134,6 +142,7 @@ def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
                 output_stride=config.output_stride, depth_multiplier=config.depth_multiplier,
                 divisible_by=config.divisible_by,
                 decoder_output_stride=config.decoder_output_stride,
+                batch_norm_decay=config.batch_norm_decay,
                 dense_prediction_cell_config=cell_lib.cell_to_json(cell_lib.parse_cell(cell)))
   train_options = options_lib.ModelOptions.create(crop_size=list(config.train_crop_size),
                                                   **common)
@@ -143,6 +152,8 @@ def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
       train_split=config.train_split, train_batch_size=config.train_batch_size,
       training_number_of_steps=config.training_number_of_steps,
       base_learning_rate=config.base_learning_rate,
+      min_scale_factor=config.min_scale_factor, max_scale_factor=config.max_scale_factor,
+      scale_factor_step_size=config.scale_factor_step_size,
       tf_initial_checkpoint=config.tf_initial_checkpoint or None, seed=config.seed,
       save_interval_secs=600)
   trained = trainer.train(train_config)

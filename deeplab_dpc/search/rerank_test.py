@@ -11,6 +11,7 @@ from deeplab_dpc import cell as cell_lib
 from deeplab_dpc.search import records
 from deeplab_dpc.search import rerank
 from deeplab_dpc.search import testing
+from deeplab_dpc.training import trainer
 
 
 def test_average_ranks():
@@ -80,9 +81,14 @@ def test_with_the_trainer_and_evaluator(tmp_path):
   _write_trials(search_dir, [0.5, 0.7])
   config = rerank.RerankConfig(search_dir=search_dir, dataset='demo', dataset_dir=data_dir,
                                depth_multiplier=0.25, train_crop_size=(33, 33), top_k=2,
-                               training_number_of_steps=2, train_batch_size=2)
+                               training_number_of_steps=2, train_batch_size=2,
+                               batch_norm_decay=0.9, min_scale_factor=1.0,
+                               max_scale_factor=1.0)
   report = rerank.run_rerank(config)
   assert len(report['cells']) == 2
   for row in report['cells']:
     assert 0.0 <= row['full_miou'] <= 1.0
     assert os.path.exists(row['checkpoint'] + '.index')
+    # The full models are trained with the configured recipe.
+    options = trainer.read_options(os.path.dirname(row['checkpoint']))
+    assert options.batch_norm_decay == 0.9
