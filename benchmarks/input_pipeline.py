@@ -8,7 +8,6 @@ same crop and batch, timed in the same run.
   python benchmarks/input_pipeline.py [--num_images=24] [--batch_size=1]
 """
 
-import io
 import os
 import tempfile
 import time
@@ -17,12 +16,12 @@ from absl import app
 from absl import flags
 import keras
 import numpy as np
-from PIL import Image
 import tensorflow as tf
 
 from deeplab_dpc import cell
 from deeplab_dpc import model as model_lib
 from deeplab_dpc import options as options_lib
+from deeplab_dpc.data import image_io
 from deeplab_dpc.data import pipeline
 from deeplab_dpc.data import shard_writer
 from deeplab_dpc.data import tfrecord
@@ -37,12 +36,6 @@ flags.DEFINE_integer('pipeline_batches', 60, 'Batches timed from the pipeline.')
 flags.DEFINE_integer('model_steps', 3, 'Training steps timed (median).')
 
 
-def _png(array):
-  buffer = io.BytesIO()
-  Image.fromarray(array).save(buffer, format='PNG')
-  return buffer.getvalue()
-
-
 def _write_records(directory, count):
   """Street-scene-sized records: smooth colour fields with noise, 19-class labels."""
   rng = np.random.default_rng(0)
@@ -55,7 +48,7 @@ def _write_records(directory, count):
                       for c in range(3)], -1)
     image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
     label = ((x // 128 + y // 128 + index) % 19).astype(np.uint8)
-    return tfrecord.encode_example(_png(image), _png(label), f'image_{index:03d}', height,
+    return tfrecord.encode_example(image_io.encode_png(image), image_io.encode_png(label), f'image_{index:03d}', height,
                                    width)
 
   shard_writer.write_split(directory, 'train_fine', list(range(count)), example, 4)

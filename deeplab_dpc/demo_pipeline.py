@@ -458,14 +458,15 @@ def _stage_export(config: DemoConfig, data_dir: str, winner: dict) -> str:
 def _stage_segment(config: DemoConfig, saved_model_dir: str, index: int = 0) -> dict:
   from deeplab_dpc import segment  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import colormaps  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.data import image_io  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
   pictures = os.path.join(config.output_dir, 'pictures')
   image, label = demo.render('val', index)
   stem = demo.image_name('val', index)
   image_path = os.path.join(pictures, f'{stem}.png')
   truth_path = os.path.join(pictures, f'{stem}_ground_truth.png')
-  segment.write_png(image, image_path)
-  segment.write_png(colormaps.colorize(label, descriptors.DEMO.colormap_name), truth_path)
+  image_io.write_png(image_path, image)
+  image_io.write_png(truth_path, colormaps.colorize(label, descriptors.DEMO.colormap_name))
   prediction = segment.segment_images(saved_model_dir, [image_path], pictures,
                                       colormap=descriptors.DEMO.colormap_name)[0]
   return {'dir': pictures, 'image': image_path, 'ground_truth': truth_path,

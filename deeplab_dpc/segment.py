@@ -5,8 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from deeplab_dpc import fileio
 from deeplab_dpc.data import colormaps
+from deeplab_dpc.data import image_io
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -18,12 +18,6 @@ def read_rgb(path: str) -> np.ndarray:
       return np.asarray(image.convert('RGB'))
   except (OSError, SyntaxError, ValueError) as e:
     raise ValueError(f'--image: {path} is not a readable image ({e})') from None
-
-
-def write_png(array: np.ndarray, path: str) -> None:
-  """Writes a uint8 image atomically."""
-  with fileio.atomic_output(path) as tmp:
-    Image.fromarray(array).save(tmp, format='PNG')
 
 
 def segment_images(saved_model_dir: str, image_paths, output_dir: str,
@@ -45,7 +39,7 @@ def segment_images(saved_model_dir: str, image_paths, output_dir: str,
     labels = serve(image=tf.constant(image[None]))['semantic_predictions'].numpy()[0]
     stem = os.path.splitext(os.path.basename(path))[0]
     coloured = os.path.join(output_dir, f'{stem}_prediction.png')
-    write_png(colormaps.colorize(labels.astype(np.uint8), colormap), coloured)
-    write_png(labels.astype(np.uint8), os.path.join(output_dir, f'{stem}_labels.png'))
+    image_io.write_png(coloured, colormaps.colorize(labels.astype(np.uint8), colormap))
+    image_io.write_png(os.path.join(output_dir, f'{stem}_labels.png'), labels.astype(np.uint8))
     written.append(coloured)
   return written

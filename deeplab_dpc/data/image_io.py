@@ -12,6 +12,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from deeplab_dpc import fileio
+
 _FORMAT_BY_PIL = {'PNG': 'png', 'JPEG': 'jpeg'}
 
 
@@ -93,6 +95,11 @@ def encode_png(array):
   buffer = io.BytesIO()
   Image.fromarray(array).save(buffer, format='PNG')
   return buffer.getvalue()
+
+
+def write_png(path, array):
+  """Writes a uint8 array as a PNG file, atomically (a kill never leaves half a file)."""
+  fileio.atomic_write(path, encode_png(np.ascontiguousarray(array, np.uint8)))
 
 
 def check_same_size(image_path, image_hw, label_path, label_hw):

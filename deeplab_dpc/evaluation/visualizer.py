@@ -23,7 +23,6 @@ from absl import logging
 import numpy as np
 
 from deeplab_dpc import checkpoints
-from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import image_io
@@ -54,10 +53,6 @@ def side_by_side(panels, gap: int = _GAP) -> np.ndarray:
       parts.append(spacer)
     parts.append(panel)
   return np.concatenate(parts, axis=1)
-
-
-def _write_png(path: str, array: np.ndarray) -> None:
-  fileio.atomic_write(path, image_io.encode_png(np.ascontiguousarray(array, np.uint8)))
 
 
 def _processed_size(height: int, width: int, config) -> tuple[int, int]:
@@ -117,22 +112,22 @@ def visualize_dataset(predict_fn: Callable, dataset, vis_logdir: str, colormap_n
       prediction = predictions[i, :valid_h, :valid_w]
       image = np.clip(np.rint(images[i, :valid_h, :valid_w]), 0, 255).astype(np.uint8)
       panels = [image]
-      _write_png(os.path.join(save_dir, IMAGE_FORMAT % index), image)
+      image_io.write_png(os.path.join(save_dir, IMAGE_FORMAT % index), image)
       if labels is not None:
         label = colormaps.colorize(labels[i, :valid_h, :valid_w], colormap_name)
-        _write_png(os.path.join(save_dir, LABEL_FORMAT % index), label)
+        image_io.write_png(os.path.join(save_dir, LABEL_FORMAT % index), label)
         panels.append(label)
       panels.append(colormaps.colorize(prediction, colormap_name))
-      _write_png(os.path.join(save_dir, SIDE_BY_SIDE_FORMAT % index), side_by_side(panels))
+      image_io.write_png(os.path.join(save_dir, SIDE_BY_SIDE_FORMAT % index), side_by_side(panels))
       if (valid_h, valid_w) != (height, width):
         prediction = _resize_nearest(prediction, (height, width))
-      _write_png(os.path.join(save_dir, PREDICTION_FORMAT % index),
+      image_io.write_png(os.path.join(save_dir, PREDICTION_FORMAT % index),
                  colormaps.colorize(prediction, colormap_name))
       if also_save_raw_predictions:
         name = os.path.basename(batch['image_name'][i].numpy().decode())
         raw = (cityscapes_format.to_label_ids(prediction) if raw_label_ids
                else prediction.astype(np.uint8))
-        _write_png(os.path.join(raw_save_dir, cityscapes_format.result_file_name(name)), raw)
+        image_io.write_png(os.path.join(raw_save_dir, cityscapes_format.result_file_name(name)), raw)
       index += 1
     if progress is not None:
       progress.update(predictions.shape[0])
