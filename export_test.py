@@ -62,6 +62,15 @@ def test_signature_and_golden_parity(golden_export):
   assert os.path.isfile(os.path.join(path, 'assets', 'deeplab_options.json'))
 
 
+def test_saved_model_weights_are_frozen_constants(golden_export):
+  serve, _ = golden_export
+  graph_def = serve.graph.as_graph_def()
+  ops = {node.op for node in graph_def.node}
+  ops |= {node.op for function in graph_def.library.function for node in function.node_def}
+  assert 'Conv2D' in ops or '_FusedConv2D' in ops
+  assert not ops & {'VarHandleOp', 'ReadVariableOp', 'VariableV2'}
+
+
 def test_smaller_images_are_padded_with_the_mean_and_cropped_back(golden_export,
                                                                   golden_checkpoint):
   serve, _ = golden_export

@@ -361,6 +361,52 @@ def test_activation_follows_batch_norm(activation, fn):
     assert (expected == 6).any()
 
 
+def _graph_op_types(fn, x):
+  graph = tf.function(fn).get_concrete_function(tf.TensorSpec(x.shape, tf.float32)).graph
+  return {op.type for op in graph.get_operations()}
+
+
+def test_inference_batch_norm_is_the_fused_op_after_regular_convs_and_folded_in_depthwise():
+  rng = _rng(20)
+  x = rng.normal(size=(1, 6, 6, 4)).astype(np.float32)
+  regular, depthwise = layers.ConvBN(5, 3), layers.ConvBN(None, 3, rate=2)
+  for conv in (regular, depthwise):
+    conv(x)
+    _randomize_batch_norm(conv.batch_norm, rng)
+  # Grappler fuses Conv2D + FusedBatchNormV3 (+ activation) into one kernel.
+  assert 'FusedBatchNormV3' in _graph_op_types(lambda v: regular(v, training=False), x)
+  assert 'FusedBatchNormV3' not in _graph_op_types(lambda v: depthwise(v, training=False), x)
+  pre_bn = tf.nn.depthwise_conv2d(x, depthwise.kernel, [1, 1, 1, 1], 'SAME',
+                                  dilations=[2, 2]).numpy().astype(np.float64)
+  np.testing.assert_allclose(np.asarray(depthwise(x)),
+                             np.maximum(_np_batch_norm(pre_bn, depthwise.batch_norm, 1e-5), 0),
+                             rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('filters', [5, None])
+def test_frozen_batch_norm_gradients_match_the_explicit_formula(filters):
+  rng = _rng(21)
+  x = tf.constant(rng.normal(size=(2, 5, 5, 3)).astype(np.float32))
+  conv = layers.ConvBN(filters, 3, fine_tune_batch_norm=False, activation=None)
+  conv(x)
+  bn = conv.batch_norm
+  _randomize_batch_norm(bn, rng)
+  weights = tf.constant(rng.normal(size=(2, 5, 5, filters or 3)).astype(np.float32))
+  variables = [conv.kernel, bn.gamma, bn.beta]
+  with tf.GradientTape(persistent=True) as tape:
+    ours = tf.reduce_sum(conv(x, training=True) * weights)
+    if filters:
+      pre_bn = tf.nn.conv2d(x, conv.kernel, 1, 'SAME')
+    else:
+      pre_bn = tf.nn.depthwise_conv2d(x, conv.kernel, [1, 1, 1, 1], 'SAME')
+    normalised = (pre_bn - bn.moving_mean) * tf.math.rsqrt(bn.moving_variance + bn.epsilon)
+    explicit = tf.reduce_sum((normalised * bn.gamma + bn.beta) * weights)
+  np.testing.assert_allclose(ours.numpy(), explicit.numpy(), rtol=1e-4)
+  for ours_grad, explicit_grad in zip(tape.gradient(ours, variables),
+                                      tape.gradient(explicit, variables)):
+    np.testing.assert_allclose(ours_grad.numpy(), explicit_grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def _stats(bn):
   return np.asarray(bn.moving_mean).copy(), np.asarray(bn.moving_variance).copy()
 

@@ -197,8 +197,7 @@ def predict(model: DeepLabModel, images, eval_scales: Sequence[float] = (1.0,),
     logits = ops.log(ops.maximum(probabilities, 1e-30))
   return {
       # Single pass: argmax of the logits, as the original (softmax may tie).
-      'semantic_predictions': ops.cast(
-          ops.argmax(logits if len(passes) == 1 else probabilities, axis=-1), 'int32'),
+      'semantic_predictions': layers.argmax(logits if len(passes) == 1 else probabilities),
       'semantic_probabilities': probabilities,
       'logits': logits,
   }

@@ -22,6 +22,13 @@ always at the input's height and width. Two modes, as the original
   on a few boundary pixels.
 
 A batch holds images of one size (a tensor does); each is resized alike.
+
+The weights are frozen into the graph as constants, as the original's
+`export_model.py` froze its inference graph: at load time Grappler folds each
+batch norm into its conv once, and oneDNN keeps the reordered filters between
+calls instead of re-deriving them every call (measured: see
+`benchmarks/model_latency.py`). A SavedModel is for serving; training resumes
+from checkpoints.
 """
 
 import json
@@ -29,8 +36,8 @@ import os
 import shutil
 import tempfile
 
-import keras
 import tensorflow as tf
+from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 from deeplab_dpc import constants
 from deeplab_dpc import model as model_lib
@@ -190,11 +197,32 @@ def serving_function(model: model_lib.DeepLabModel, inference_scales=(1.0,),
   return serve_any_size
 
 
+def freeze(serve):
+  """`serve` with its variables turned into constants, same signature and outputs.
+
+  Args:
+    serve: A `tf.function` with an `input_signature` returning a dict of tensors.
+
+  Returns:
+    A `tf.function` with the same signature whose graph holds no variables.
+  """
+  concrete = serve.get_concrete_function()
+  frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
+  # The frozen function returns a flat list in `tf.nest` order (sorted keys).
+  keys = sorted(concrete.structured_outputs)
+
+  @tf.function(input_signature=serve.input_signature)
+  def serve_frozen(*args):
+    return dict(zip(keys, frozen(*args)))
+
+  return serve_frozen
+
+
 def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
                        inference_scales=(1.0,), add_flipped_images=False, *,
                        min_resize_value=None, max_resize_value=None,
                        resize_factor=None) -> str:
-  """Writes a SavedModel with `serving_default`, atomically.
+  """Writes a SavedModel with `serving_default` (frozen weights), atomically.
 
   The model options and the export settings go along as
   `assets/deeplab_options.json`.
@@ -214,18 +242,18 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
   Raises:
     ValueError: Inconsistent resize values.
   """
-  serve = serving_function(model, inference_scales, add_flipped_images,
-                           min_resize_value=min_resize_value,
-                           max_resize_value=max_resize_value, resize_factor=resize_factor)
+  serve = freeze(serving_function(model, inference_scales, add_flipped_images,
+                                  min_resize_value=min_resize_value,
+                                  max_resize_value=max_resize_value,
+                                  resize_factor=resize_factor))
   export_path = os.path.abspath(export_path)
   parent = os.path.dirname(export_path)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix='.tmp-export-')
   try:
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint('serving_default', serve)
-    archive.write_out(tmp, verbose=False)
+    module = tf.Module()
+    module.serve = serve
+    tf.saved_model.save(module, tmp, signatures={'serving_default': serve})
     os.makedirs(os.path.join(tmp, 'assets'), exist_ok=True)
     with open(os.path.join(tmp, 'assets', OPTIONS_ASSET), 'w', encoding='utf-8') as f:
       json.dump({'model_options': model.options.to_dict(),

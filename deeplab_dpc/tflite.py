@@ -62,12 +62,7 @@ def tflite_function(model: model_lib.DeepLabModel, inference_scales=(1.0,),
                                               name='image')])
   def serve(image):
     outputs = model_lib.predict(model, image, scales, add_flipped_images)
-    # With several passes the argmax is over the averaged probabilities, which
-    # `logits` (their log) preserves. tf.argmax rather than model.predict's
-    # keras.ops.argmax: the latter adds a bitcast/BitwiseAnd (to order -0.0)
-    # that TFLite has no builtin for.
-    result = {'semantic_predictions': tf.argmax(outputs['logits'], axis=-1,
-                                                output_type=tf.int32)}
+    result = {'semantic_predictions': outputs['semantic_predictions']}
     if with_logits:
       result['logits'] = outputs['logits']
     return result

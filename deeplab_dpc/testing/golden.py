@@ -33,7 +33,11 @@ def config(case: str) -> dict:
 
 def model_options(case: str) -> options_lib.ModelOptions:
   """Our options for the configuration the original ran."""
-  original = config(case)['model_options']
+  return options_from_original(config(case)['model_options'])
+
+
+def options_from_original(original: dict) -> options_lib.ModelOptions:
+  """Our options for a dict of the original's `ModelOptions` fields."""
   return options_lib.ModelOptions.create(
       num_classes=original['outputs_to_num_classes']['semantic'],
       model_variant=original['model_variant'],
