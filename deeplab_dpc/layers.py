@@ -98,12 +98,24 @@ def _bias_add(x, bias):
   return x + bias
 
 
-def _inference_batch_norm(x, bn):
-  """The original's inference batch norm op (FusedBatchNormV3 on the moving statistics)."""
+def _fused_batch_norm(x, bn, training: bool):
+  """Batch norm as the original's fused op, with `bn`'s variables.
+
+  In training the moving averages take the op's batch variance, which is
+  Bessel-corrected (n / (n - 1)) as in the original's tf-slim fused batch norm
+  (Keras' own layer averages the biased variance).
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-      x, bn.gamma, bn.beta, mean=bn.moving_mean, variance=bn.moving_variance,
-      epsilon=bn.epsilon, is_training=False)
+  if not training:
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+        x, bn.gamma, bn.beta, mean=bn.moving_mean, variance=bn.moving_variance,
+        epsilon=bn.epsilon, is_training=False)
+    return y
+  y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+      x, bn.gamma, bn.beta, epsilon=bn.epsilon, is_training=True)
+  decay = bn.momentum
+  bn.moving_mean.assign(bn.moving_mean * decay + mean * (1.0 - decay))
+  bn.moving_variance.assign(bn.moving_variance * decay + variance * (1.0 - decay))
   return y
 
 
@@ -222,16 +234,8 @@ class ConvBN(keras.layers.Layer):
       x = fixed_padding(x, self.kernel_size[0], self.rate[0])
       padding = 'valid'
     kernel, bias = self.kernel, self.bias
-    batch_norm_in_training = bool(training) and self.fine_tune_batch_norm
-    inference_batch_norm = self.batch_norm is not None and not batch_norm_in_training
-    # Inference-mode batch norm is a per-channel affine map. TensorFlow fuses a
-    # regular conv with a following FusedBatchNorm into one oneDNN kernel that
-    # applies it to the outputs for free; elsewhere (depthwise convs, whose
-    # kernels are tiny, and other backends) it is folded into the kernel and a
-    # bias, which then fuse with the conv and the activation.
-    fuse_batch_norm = (inference_batch_norm and not self.depthwise and bias is None and
-                       keras.backend.backend() == 'tensorflow')
-    if inference_batch_norm and not fuse_batch_norm:
+    batch_norm = self._batch_norm_mode(training)
+    if batch_norm == 'fold':
       bn = self.batch_norm
       scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
       offset = bn.beta - bn.moving_mean * scale
@@ -244,12 +248,33 @@ class ConvBN(keras.layers.Layer):
       x = ops.conv(x, kernel, strides=self.strides, padding=padding, dilation_rate=self.rate)
     if bias is not None:
       x = _bias_add(x, bias)
-    if fuse_batch_norm:
-      x = _inference_batch_norm(x, self.batch_norm)
-    if self.batch_norm is not None and batch_norm_in_training:
+    if batch_norm in ('fused_inference', 'fused_training'):
+      x = _fused_batch_norm(x, self.batch_norm, training=batch_norm == 'fused_training')
+    elif batch_norm == 'keras':
       x = self.batch_norm(x, training=True)
     activation = ACTIVATIONS[self.activation]
     return x if activation is None else activation(x)
+
+  def _batch_norm_mode(self, training) -> str | None:
+    """How batch norm runs in this call: None, fold, fused_inference, fused_training or keras.
+
+    Batch statistics are used when training with `fine_tune_batch_norm` (and the
+    layer trainable, as Keras' rule). On TensorFlow batch norm is the original's
+    FusedBatchNormV3 op: in training one pass instead of Keras' moments and
+    affine ops; at inference Grappler fuses it into the preceding regular conv's
+    oneDNN kernel. Depthwise convs (tiny kernels) and other backends fold
+    inference batch norm into the kernel and a bias, which fuse with the conv and
+    activation. Synchronised batch norm needs Keras' cross-replica moments.
+    """
+    bn = self.batch_norm
+    if bn is None:
+      return None
+    tensorflow = keras.backend.backend() == 'tensorflow'
+    if bool(training) and self.fine_tune_batch_norm and bn.trainable:
+      return 'fused_training' if tensorflow and not self.sync_batch_norm else 'keras'
+    if tensorflow and not self.depthwise and self.bias is None:
+      return 'fused_inference'
+    return 'fold'
 
   def compute_output_shape(self, input_shape):
     channels = input_shape[-1] if self.depthwise else self.filters

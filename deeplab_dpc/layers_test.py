@@ -446,6 +446,33 @@ def test_fine_tuned_batch_norm_updates_statistics_when_training():
   assert np.abs(new_mean - mean).max() < 1e-2
 
 
+@pytest.mark.parametrize('sync', [False, True])
+def test_training_batch_norm_normalises_with_batch_statistics_and_updates_as_the_original(sync):
+  rng = _rng(22)
+  x = rng.normal(size=(2, 5, 5, 3)).astype(np.float32)
+  conv = layers.ConvBN(4, 3, fine_tune_batch_norm=True, sync_batch_norm=sync,
+                       batch_norm_decay=0.9, activation=None)
+  conv(x)
+  bn = conv.batch_norm
+  _randomize_batch_norm(bn, rng)
+  mean, var = _stats(bn)
+  out = np.asarray(conv(x, training=True)).astype(np.float64)
+  pre_bn = tf.nn.conv2d(x, conv.kernel, 1, 'SAME').numpy().astype(np.float64)
+  batch_mean, batch_var = pre_bn.mean(axis=(0, 1, 2)), pre_bn.var(axis=(0, 1, 2))
+  expected = ((pre_bn - batch_mean) / np.sqrt(batch_var + 1e-5) * np.asarray(bn.gamma) +
+              np.asarray(bn.beta))
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+  new_mean, new_var = _stats(bn)
+  np.testing.assert_allclose(new_mean, 0.9 * mean + 0.1 * batch_mean, rtol=1e-5, atol=1e-6)
+  n = pre_bn.size // pre_bn.shape[-1]
+  # The original's fused op averages the Bessel-corrected variance; Keras' layer
+  # (needed for cross-replica statistics) the biased one.
+  moving_batch_var = batch_var if sync else batch_var * n / (n - 1)
+  np.testing.assert_allclose(new_var, 0.9 * var + 0.1 * moving_batch_var, rtol=1e-5, atol=1e-6)
+  graph_ops = _graph_op_types(lambda v: conv(v, training=True), x)
+  assert ('FusedBatchNormV3' in graph_ops) != sync
+
+
 # --- ConvBN: config and validation ----------------------------------------------
 
 

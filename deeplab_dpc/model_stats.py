@@ -13,11 +13,20 @@ def multiply_adds(model, batch_size: int = 1) -> dict[str, int]:
   Returns:
     {'Conv2D': n, 'DepthwiseConv2dNative': n, 'total': n}.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   height, width = model.options.crop_size
-  function = tf.function(lambda x: model(x, training=False))
-  graph = function.get_concrete_function(
-      tf.TensorSpec([batch_size, height, width, 3], tf.float32)).graph
+  return function_multiply_adds(lambda x: model(x, training=False),
+                                [batch_size, height, width, 3])
+
+
+def function_multiply_adds(fn, input_shape) -> dict[str, int]:
+  """Counts the conv multiply-adds of `fn` on one float32 input of `input_shape`.
+
+  Returns:
+    {'Conv2D': n, 'DepthwiseConv2dNative': n, 'total': n}.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  graph = tf.function(fn).get_concrete_function(
+      tf.TensorSpec(list(input_shape), tf.float32)).graph
   counts = {'Conv2D': 0, 'DepthwiseConv2dNative': 0}
   for op in graph.get_operations():
     if op.type not in counts:

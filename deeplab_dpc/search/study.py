@@ -290,6 +290,10 @@ def _die_with_parent() -> None:
     pass  # Not Linux: orphans are possible if the supervisor is SIGKILLed.
 
 
+# Restarts of one local worker before the supervisor gives up on the study.
+MAX_WORKER_RESTARTS = 3
+
+
 def _spawn(config_path: str, tuner_id: str, port: int, log_path: str) -> subprocess.Popen:
   env = dict(os.environ, KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP='127.0.0.1',
              KERASTUNER_ORACLE_PORT=str(port))
@@ -310,12 +314,17 @@ def _stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
       process.wait()
 
 
-def run_supervised(config: SearchConfig, poll_seconds: float = 0.5) -> dict:
+def run_supervised(config: SearchConfig, poll_seconds: float = 0.5,
+                   max_worker_restarts: int = MAX_WORKER_RESTARTS) -> dict:
   """Chief + `config.num_workers` workers on localhost, supervised; returns the summary.
 
+  A worker that dies (killed, out of memory) is started again under the same
+  tuner id, up to `max_worker_restarts` times each: the chief hands it back the
+  trial it was running, which then runs from the start.
+
   Raises:
-    RuntimeError: the chief or a worker failed (the study can be resumed by
-      running again; logs in `<search_dir>/logs/`).
+    RuntimeError: the chief failed, or a worker failed more often than allowed
+      (the study can be resumed by running again; logs in `<search_dir>/logs/`).
   """
   config.validate()
   load_seed_cells(config.seed_cells, config.num_branches)  # Fail here, not in N children.
@@ -328,8 +337,12 @@ def run_supervised(config: SearchConfig, poll_seconds: float = 0.5) -> dict:
   os.makedirs(log_dir, exist_ok=True)
   port = _free_port()
   chief = _spawn(config_path, 'chief', port, os.path.join(log_dir, 'chief.log'))
-  workers = [_spawn(config_path, f'worker{i}', port, os.path.join(log_dir, f'worker{i}.log'))
-             for i in range(config.num_workers)]
+
+  def spawn_worker(i):
+    return _spawn(config_path, f'worker{i}', port, os.path.join(log_dir, f'worker{i}.log'))
+
+  workers = [spawn_worker(i) for i in range(config.num_workers)]
+  restarts = [0] * len(workers)
   logging.info('Chief (pid %d) on port %d, %d workers (pids %s); logs in %s', chief.pid, port,
                len(workers), ', '.join(str(w.pid) for w in workers), log_dir)
   try:
@@ -337,6 +350,14 @@ def run_supervised(config: SearchConfig, poll_seconds: float = 0.5) -> dict:
       time.sleep(poll_seconds)
       chief_code = chief.poll()
       worker_codes = [w.poll() for w in workers]
+      for i, code in enumerate(worker_codes):
+        if code not in (None, 0) and chief_code is None and restarts[i] < max_worker_restarts:
+          restarts[i] += 1
+          logging.warning('worker%d (pid %d) exited with code %d; restarting it (%d of %d); '
+                          'its trial runs again', i, workers[i].pid, code, restarts[i],
+                          max_worker_restarts)
+          workers[i] = spawn_worker(i)
+          worker_codes[i] = None
       if chief_code is not None and any(c is None for c in worker_codes):
         for w in workers:
           _stop(w)
@@ -352,8 +373,9 @@ def run_supervised(config: SearchConfig, poll_seconds: float = 0.5) -> dict:
       _stop(process)
   failed = {f'worker{i}': c for i, c in enumerate(worker_codes) if c != 0}
   if failed:
-    raise RuntimeError(f'worker process(es) failed: {failed}; see {log_dir}/. Run again to '
-                       'resume (interrupted trials are re-run).')
+    raise RuntimeError(f'worker process(es) failed: {failed} (after {max_worker_restarts} '
+                       f'restarts each); see {log_dir}/. Run again to resume (interrupted '
+                       'trials are re-run).')
   return _summary(config)
 
 

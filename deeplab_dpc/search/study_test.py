@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -91,6 +92,72 @@ def test_two_local_workers_run_every_trial_exactly_once(data_dir, cache_dir, tmp
   assert sorted(ran) == ['0', '1', '2', '3', '4']
   assert all(len(workers) == 1 for workers in ran.values())
   assert {w for workers in ran.values() for w in workers} == {'worker0', 'worker1'}
+
+
+def _local_worker_pid(search_dir, tuner_id):
+  """Pid of the local search process started for `tuner_id` of `search_dir`, or None."""
+  for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+      with open(f'/proc/{pid}/environ', 'rb') as f:
+        environ = f.read().split(b'\0')
+      with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        cmdline = f.read()
+    except OSError:
+      continue
+    if (f'KERASTUNER_TUNER_ID={tuner_id}'.encode() in environ and
+        search_dir.encode() in cmdline):
+      return int(pid)
+  return None
+
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='finds the worker through /proc')
+def test_killed_local_worker_is_restarted_and_the_study_completes(data_dir, cache_dir,
+                                                                  tmp_path, caplog):
+  search_dir = str(tmp_path)
+  killed = []
+
+  def kill_worker0_once_a_trial_runs():
+    deadline = time.time() + 240
+    while time.time() < deadline:
+      state = _trial_state(search_dir, 0)
+      pid = _local_worker_pid(search_dir, 'worker0')
+      if state is not None and state['status'] == 'RUNNING' and pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        return
+      time.sleep(0.1)
+
+  killer = threading.Thread(target=kill_worker0_once_a_trial_runs, daemon=True)
+  killer.start()
+  with caplog.at_level('WARNING'):
+    summary = study.run_supervised(_config(search_dir, data_dir, cache_dir, max_trials=4,
+                                           num_workers=2, steps=150))
+  killer.join()
+  assert killed, 'no trial started'
+  entries = records.read_trials(search_dir)
+  assert sorted(e['trial_id'] for e in entries) == ['0', '1', '2', '3']
+  assert all(e['status'] == 'COMPLETED' for e in entries)
+  assert summary['completed'] == 4
+  assert f'worker0 (pid {killed[0]}) exited with code -9; restarting it (1 of 3)' in caplog.text
+
+
+def test_a_worker_that_keeps_dying_fails_the_study_after_its_restarts(data_dir, cache_dir,
+                                                                      tmp_path, monkeypatch):
+  spawned = []
+  real_spawn = study._spawn
+
+  def spawn(config_path, tuner_id, port, log_path):
+    if tuner_id == 'worker0':  # A worker that cannot even start.
+      process = subprocess.Popen([sys.executable, '-c', 'import sys; sys.exit(3)'])
+      spawned.append(process)
+      return process
+    return real_spawn(config_path, tuner_id, port, log_path)
+
+  monkeypatch.setattr(study, '_spawn', spawn)
+  with pytest.raises(RuntimeError, match=r"worker0': 3\} \(after 2 restarts each\)"):
+    study.run_supervised(_config(str(tmp_path), data_dir, cache_dir, max_trials=2,
+                                 num_workers=1), max_worker_restarts=2)
+  assert len(spawned) == 3
 
 
 def _search_command(data_dir, search_dir, cache_dir, max_trials, steps):
