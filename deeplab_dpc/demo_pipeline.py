@@ -24,6 +24,8 @@ The full size fits in 15 minutes on 2 CPU cores; `reduced=True` is the CI size
 (every stage tiny). Layout of `output_dir`:
 
   data/                         demo TFRecords
+  rerank_data/                  the demo training images again, split for re-ranking:
+                                train (fit) and val (the last N, held out)
   backbone/train/               stage 2's logdir (checkpoints, TensorBoard)
   backbone/backbone.ckpt*       its backbone variables alone (mode backbone)
   search/                       the study: trials.jsonl, best_cells/, tensorboard/,
@@ -51,6 +53,8 @@ from deeplab_dpc.data import descriptors
 DATASET = 'demo'
 NUM_STAGES = 9
 SUMMARY_FILE = 'summary.json'
+# Re-ranking's data: the demo training images split into fit / held-out parts.
+RERANK_DATA_DIR = 'rerank_data'
 BACKBONE_CHECKPOINT = 'backbone.ckpt'
 # The demo val split, always answering "background": IoU ~0.85 for one class of six.
 CHANCE_MIOU = 0.142
@@ -92,8 +96,13 @@ class DemoConfig:
     proxy_steps: Proxy training steps per trial.
     proxy_batch_size: Proxy batch.
     proxy_learning_rate: Proxy poly learning rate.
+    proxy_upsample_logits: The proxy loss on logits upsampled to the label size
+      (the original's default) or, False, on labels downsampled to the logits.
     rerank_top_k: Proxy cells trained as full models in stage 5.
     rerank_steps: Full training steps per re-ranked cell.
+    rerank_holdout_examples: The last N demo training images are held out: the
+      re-ranked cells train on the others and are scored on these, never on the
+      val split that the final comparison reports.
     final_steps: Training steps of the winner and of the random cell (stage 6, 7).
     log_steps: Steps between training console lines.
   """
@@ -115,8 +124,10 @@ class DemoConfig:
   proxy_steps: int = 150
   proxy_batch_size: int = 8
   proxy_learning_rate: float = 0.1
+  proxy_upsample_logits: bool = False
   rerank_top_k: int = 3
-  rerank_steps: int = 250
+  rerank_steps: int = 400
+  rerank_holdout_examples: int = 64
   final_steps: int = 700
   log_steps: int = 50
 
@@ -145,7 +156,8 @@ class DemoConfig:
       raise ValueError(f'--seed must be >= 0, got {self.seed}')
     for name in ('backbone_steps', 'search_trials', 'proxy_steps', 'rerank_top_k',
                  'rerank_steps', 'final_steps', 'train_batch_size', 'proxy_batch_size',
-                 'cache_augmentation_copies', 'num_branches', 'log_steps'):
+                 'cache_augmentation_copies', 'num_branches', 'log_steps',
+                 'rerank_holdout_examples'):
       if int(getattr(self, name)) < 1:
         raise ValueError(f'DemoConfig.{name} must be >= 1, got {getattr(self, name)}')
     for name, stride in (('train_crop_size', TRAIN_OUTPUT_STRIDE),
@@ -153,6 +165,10 @@ class DemoConfig:
       size = getattr(self, name)
       if len(size) != 2 or any((s - 1) % stride or s < stride + 1 for s in size):
         raise ValueError(f'DemoConfig.{name} must be two sizes k * {stride} + 1, got {size}')
+    train_images = descriptors.DEMO.splits_to_sizes['train']
+    if self.rerank_holdout_examples >= train_images:
+      raise ValueError(f'DemoConfig.rerank_holdout_examples must be < {train_images} (the '
+                       f'demo training images), got {self.rerank_holdout_examples}')
     if any(s > e for s, e in zip(self.train_crop_size, EVAL_CROP_SIZE)):
       raise ValueError(f'DemoConfig.train_crop_size {self.train_crop_size} exceeds the demo '
                        f'images {EVAL_CROP_SIZE}')
@@ -199,11 +215,11 @@ def _duration(seconds: float) -> str:
 
 # -- Stage 1: data.
 
-def _demo_split_complete(data_dir: str) -> bool:
-  """Whether `data_dir` holds both demo splits with every example."""
+def _demo_split_complete(data_dir: str, sizes: dict | None = None) -> bool:
+  """Whether `data_dir` holds both demo splits with every example (or `sizes`)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
-  for split, size in descriptors.DEMO.splits_to_sizes.items():
+  for split, size in (sizes or descriptors.DEMO.splits_to_sizes).items():
     try:
       files = pipeline.list_files(data_dir, split, DATASET)
     except FileNotFoundError:
@@ -225,6 +241,33 @@ def build_data(data_dir: str) -> dict:
   else:
     demo.build(data_dir)
   return dict(descriptors.DEMO.splits_to_sizes)
+
+
+def rerank_split_sizes(holdout: int) -> dict:
+  """Sizes of the re-ranking data: demo training images minus `holdout`, and those."""
+  return {'train': descriptors.DEMO.splits_to_sizes['train'] - holdout, 'val': holdout}
+
+
+def build_rerank_data(rerank_data_dir: str, holdout: int) -> dict:
+  """The re-ranking's data: the demo *training* images split in two.
+
+  Its `train` split holds the first training images and its `val` split the last
+  `holdout` ones, so re-ranking selects the winner on images that no final model is
+  evaluated on; the demo val split stays untouched until the final comparison, where
+  the winner and the random cell meet it alike. Skipped when present and complete.
+  """
+  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.data import shard_writer  # pylint: disable=g-import-not-at-top
+  sizes = rerank_split_sizes(holdout)
+  if _demo_split_complete(rerank_data_dir, sizes):
+    logging.info('Re-ranking TFRecords already complete in %s: skipped', rerank_data_dir)
+    return sizes
+  fit = sizes['train']
+  shard_writer.write_split(rerank_data_dir, 'train', [('train', i) for i in range(fit)],
+                           demo.to_example, demo.DEFAULT_NUM_SHARDS)
+  shard_writer.write_split(rerank_data_dir, 'val',
+                           [('train', fit + i) for i in range(holdout)], demo.to_example, 1)
+  return sizes
 
 
 # -- Full-model training and evaluation (stages 2, 5, 6, 7).
@@ -306,7 +349,11 @@ def _read_json(path: str) -> dict | None:
 
 def _train_and_evaluate_cell(config: DemoConfig, data_dir: str, backbone: str, workdir: str,
                              steps: int, cell) -> dict:
-  """Trains `cell` in `workdir/train`, evaluates in `workdir/eval`; reuses a finished run."""
+  """Trains `cell` in `workdir/train`, evaluates in `workdir/eval`; reuses a finished run.
+
+  Training reads `data_dir`'s train split and evaluation its val split: the demo's
+  for the final models, the re-ranking data (`build_rerank_data`) for re-ranking.
+  """
   import keras  # pylint: disable=g-import-not-at-top
   keras.backend.clear_session()  # Each model is new; keep memory flat over the stages.
   metrics_path = os.path.join(workdir, 'eval', 'metrics.json')
@@ -364,7 +411,7 @@ def search_config(config: DemoConfig, data_dir: str, backbone: str):
       proxy=proxy_task.ProxyConfig(
           training_number_of_steps=config.proxy_steps, batch_size=config.proxy_batch_size,
           base_learning_rate=config.proxy_learning_rate, batch_norm_decay=BATCH_NORM_DECAY,
-          seed=config.seed),
+          upsample_logits=config.proxy_upsample_logits, seed=config.seed),
       num_branches=config.num_branches, max_trials=config.search_trials,
       num_best_cells=max(5, config.rerank_top_k), seed=config.seed)
 
@@ -395,11 +442,12 @@ def _stage_search(config: DemoConfig, data_dir: str, backbone: str) -> dict:
   return summary
 
 
-def _stage_rerank(config: DemoConfig, data_dir: str, backbone: str) -> dict:
+def _stage_rerank(config: DemoConfig, rerank_data_dir: str, backbone: str) -> dict:
+  """Stage 5: the top proxy cells trained on the re-ranking data, scored on its held-out part."""
   from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
   rerank_config = rerank.RerankConfig(
       search_dir=os.path.join(config.output_dir, 'search'), dataset=DATASET,
-      dataset_dir=data_dir, model_variant=MODEL_VARIANT, depth_multiplier=DEPTH_MULTIPLIER,
+      dataset_dir=rerank_data_dir, model_variant=MODEL_VARIANT, depth_multiplier=DEPTH_MULTIPLIER,
       output_stride=TRAIN_OUTPUT_STRIDE, train_crop_size=tuple(config.train_crop_size),
       tf_initial_checkpoint=backbone, top_k=config.rerank_top_k,
       training_number_of_steps=config.rerank_steps, train_batch_size=config.train_batch_size,
@@ -409,7 +457,7 @@ def _stage_rerank(config: DemoConfig, data_dir: str, backbone: str) -> dict:
   # The library's default trainer keeps the original's batch-norm decay and scale
   # range, too slow for runs this short; this one is the demo recipe used everywhere.
   def train_fn(rerank_cfg, cell, workdir):
-    result = _train_and_evaluate_cell(config, data_dir, backbone, workdir,
+    result = _train_and_evaluate_cell(config, rerank_data_dir, backbone, workdir,
                                       rerank_cfg.training_number_of_steps, cell)
     return {'miou': float(result['miou']), 'pixel_accuracy': float(result['pixel_accuracy']),
             'checkpoint': result['checkpoint'], 'global_step': int(result['global_step'])}
@@ -493,11 +541,13 @@ def run(config: DemoConfig) -> dict:
   out = config.output_dir
   os.makedirs(out, exist_ok=True)
   data_dir = os.path.join(out, 'data')
+  rerank_data_dir = os.path.join(out, RERANK_DATA_DIR)
   stages = _Stages()
   logging.info('Demo pipeline (%s size) into %s', 'reduced' if config.reduced else 'full', out)
 
-  stages.run(1, 'data', f'Building the demo TFRecords in {data_dir}',
-             lambda: build_data(data_dir))
+  stages.run(1, 'data', f'Building the demo TFRecords in {data_dir} and {rerank_data_dir}',
+             lambda: (build_data(data_dir),
+                      build_rerank_data(rerank_data_dir, config.rerank_holdout_examples)))
   backbone = stages.run(
       2, 'backbone', f'Training the backbone ({MODEL_VARIANT} x{DEPTH_MULTIPLIER}, '
       f'{config.backbone_steps} steps)', lambda: _stage_backbone(config, data_dir))
@@ -509,8 +559,9 @@ def run(config: DemoConfig) -> dict:
                       f'{config.proxy_steps} proxy steps each)',
                       lambda: _stage_search(config, data_dir, backbone_ckpt))
   reranked = stages.run(5, 'rerank', f'Re-ranking the best {config.rerank_top_k} cells '
-                        f'({config.rerank_steps} training steps each)',
-                        lambda: _stage_rerank(config, data_dir, backbone_ckpt))
+                        f'({config.rerank_steps} training steps each, scored on '
+                        f'{config.rerank_holdout_examples} held-out training images)',
+                        lambda: _stage_rerank(config, rerank_data_dir, backbone_ckpt))
   winner_cell = cell_lib.load_cell(reranked['winner_cell_file'])
   winner = stages.run(6, 'winner', f'Training the winner {reranked["winner"]["hash"][:8]} '
                       f'({config.final_steps} steps)',
@@ -535,6 +586,7 @@ def run(config: DemoConfig) -> dict:
       'config': dataclasses.asdict(config),
       'paths': {
           'data': data_dir,
+          'rerank_data': rerank_data_dir,
           'backbone_checkpoint': backbone_ckpt,
           'backbone_train_logdir': backbone['train_logdir'],
           'feature_cache': cache['cache_dir'],
@@ -594,7 +646,8 @@ def format_summary(summary: dict) -> str:
   lines.append(f'  {"mIOU":<{width}}  {cell(miou["winner"])}  {cell(miou["random"])}')
   verdict = ('the searched cell beats the random one' if summary['searched_beats_random']
              else 'WARNING: the searched cell does NOT beat the random one in this run: at '
-             'the demo\'s size the proxy task barely ranks cells (README, Quick start)')
+             'the demo\'s size cells differ by less than the run-to-run noise of one training '
+             '(docs/search.md, "The demo\'s search")')
   lines += [f'  ({verdict}; backbone model {miou["backbone"]:.4f}, always-background '
             f'{miou["chance"]:.2f})', '',
             'Artefacts:',

@@ -34,12 +34,12 @@ def test_summary_json_holds_every_path_and_they_exist(run):
     stored = json.load(f)
   assert stored == json.loads(json.dumps(summary))
   paths = stored['paths']
-  expected = {'data', 'backbone_checkpoint', 'backbone_train_logdir', 'feature_cache',
+  expected = {'data', 'rerank_data', 'backbone_checkpoint', 'backbone_train_logdir', 'feature_cache',
               'search_dir', 'trials', 'best_cells', 'rerank_report', 'winner_cell',
               'random_cell', 'winner_checkpoint', 'random_checkpoint', 'winner_metrics',
               'random_metrics', 'tensorboard_logdir', 'saved_model', 'pictures'}
   assert set(paths) == expected
-  for key in ('data', 'backbone_train_logdir', 'feature_cache', 'search_dir',
+  for key in ('data', 'rerank_data', 'backbone_train_logdir', 'feature_cache', 'search_dir',
               'tensorboard_logdir', 'saved_model'):
     assert os.path.isdir(paths[key]), key
   for key in ('trials', 'rerank_report', 'winner_cell', 'random_cell', 'winner_metrics',
@@ -71,6 +71,38 @@ def test_cells_load_and_the_study_is_complete(run):
   assert summary['search']['completed'] >= 1
   with open(paths['rerank_report'], encoding='utf-8') as f:
     assert len(json.load(f)['cells']) == config.rerank_top_k
+
+
+def _filenames(data_dir, split):
+  import tensorflow as tf
+  from deeplab_dpc.data import pipeline
+  names = []
+  for record in tf.data.TFRecordDataset(pipeline.list_files(data_dir, split, 'demo')):
+    example = tf.train.Example.FromString(record.numpy())
+    names.append(example.features.feature['image/filename'].bytes_list.value[0].decode())
+  return names
+
+
+def test_rerank_selects_on_held_out_training_images_not_on_val(run):
+  config, summary = run
+  rerank_data = summary['paths']['rerank_data']
+  fit, held_out = _filenames(rerank_data, 'train'), _filenames(rerank_data, 'val')
+  assert len(held_out) == config.rerank_holdout_examples
+  assert len(fit) + len(held_out) == 320
+  # Both parts come from the demo training images, disjoint; no demo val image is used.
+  assert all(name.startswith('train_') for name in fit + held_out)
+  assert not set(fit) & set(held_out)
+  # The re-ranked models were evaluated on the held-out part, the final ones on val.
+  with open(summary['paths']['rerank_report'], encoding='utf-8') as f:
+    rows = json.load(f)['cells']
+  assert rows
+  for row in rows:
+    with open(os.path.join(row['workdir'], 'eval', 'metrics.json'), encoding='utf-8') as f:
+      metrics = json.load(f)
+    assert metrics['miou'] == pytest.approx(row['full_miou'])
+    assert metrics['num_images'] == len(held_out), metrics
+  with open(summary['paths']['winner_metrics'], encoding='utf-8') as f:
+    assert json.load(f)['num_images'] == 80
 
 
 def test_miou_values_are_numbers_and_the_winner_learned(run):
@@ -142,6 +174,8 @@ def test_config_errors_name_the_field(tmp_path):
     demo_pipeline.DemoConfig.create(str(tmp_path), seed=-1)
   with pytest.raises(ValueError, match='train_crop_size'):
     demo_pipeline.DemoConfig.create(str(tmp_path), train_crop_size=(64, 64))
+  with pytest.raises(ValueError, match='rerank_holdout_examples'):
+    demo_pipeline.DemoConfig.create(str(tmp_path), rerank_holdout_examples=320)
   with pytest.raises(ValueError, match='unknown field'):
     demo_pipeline.DemoConfig.create(str(tmp_path), trials=3)
   reduced = demo_pipeline.DemoConfig.create(str(tmp_path), reduced=True)
