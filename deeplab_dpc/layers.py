@@ -98,6 +98,11 @@ def _bias_add(x, bias):
   return x + bias
 
 
+def _float32(variable):
+  """`variable` as float32 (mixed precision reads it in the 16-bit compute dtype)."""
+  return ops.cast(variable, 'float32')
+
+
 def _fused_batch_norm(x, bn, training: bool):
   """Batch norm as the original's fused op, with `bn`'s variables.
 
@@ -106,13 +111,15 @@ def _fused_batch_norm(x, bn, training: bool):
   (Keras' own layer averages the biased variance).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # The op takes float32 parameters for any input dtype (mixed precision).
+  gamma, beta = _float32(bn.gamma), _float32(bn.beta)
   if not training:
     y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-        x, bn.gamma, bn.beta, mean=bn.moving_mean, variance=bn.moving_variance,
+        x, gamma, beta, mean=_float32(bn.moving_mean), variance=_float32(bn.moving_variance),
         epsilon=bn.epsilon, is_training=False)
     return y
   y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-      x, bn.gamma, bn.beta, epsilon=bn.epsilon, is_training=True)
+      x, gamma, beta, epsilon=bn.epsilon, is_training=True)
   decay = bn.momentum
   bn.moving_mean.assign(bn.moving_mean * decay + mean * (1.0 - decay))
   bn.moving_variance.assign(bn.moving_variance * decay + variance * (1.0 - decay))
@@ -236,11 +243,14 @@ class ConvBN(keras.layers.Layer):
     kernel, bias = self.kernel, self.bias
     batch_norm = self._batch_norm_mode(training)
     if batch_norm == 'fold':
+      # In float32 whatever the compute dtype (mixed precision), then cast.
       bn = self.batch_norm
-      scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
-      offset = bn.beta - bn.moving_mean * scale
-      kernel = kernel * (ops.reshape(scale, (-1, 1)) if self.depthwise else scale)
-      bias = offset if bias is None else bias * scale + offset
+      scale = _float32(bn.gamma) * ops.rsqrt(_float32(bn.moving_variance) + bn.epsilon)
+      offset = _float32(bn.beta) - _float32(bn.moving_mean) * scale
+      kernel = _float32(kernel) * (ops.reshape(scale, (-1, 1)) if self.depthwise else scale)
+      bias = offset if bias is None else _float32(bias) * scale + offset
+    kernel = ops.cast(kernel, x.dtype)
+    bias = None if bias is None else ops.cast(bias, x.dtype)
     if self.depthwise:
       x = ops.depthwise_conv(x, kernel, strides=self.strides, padding=padding,
                              dilation_rate=self.rate)

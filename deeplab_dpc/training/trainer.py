@@ -185,6 +185,16 @@ def train(config: TrainConfig) -> dict:
     ValueError / FileNotFoundError: bad flags, data or checkpoints, naming them.
     TrainingDivergedError: the loss became NaN or infinite.
   """
+  previous_policy = keras.mixed_precision.global_policy()
+  try:
+    return _train(config)
+  finally:
+    # --mixed_precision sets Keras' global policy; the caller's comes back (the
+    # returned model keeps the policy it was built with).
+    keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config: TrainConfig) -> dict:
   # First: MultiWorkerMirroredStrategy must configure collectives before any op runs.
   strategy = strategies.make_strategy(config.distribution, config.tpu)
   if config.seed is not None:
@@ -282,9 +292,14 @@ def train(config: TrainConfig) -> dict:
             'regularization_loss': regularization / num_replicas,
             'correct': correct, 'valid': tf.reduce_sum(tf.cast(valid, tf.float32))}
 
-  @tf.function(jit_compile=config.jit_compile or None)
+  # XLA compiles each replica's step on the numeric inputs only (a batch also
+  # carries image names, strings XLA cannot take).
+  replica_step = tf.function(step_fn, jit_compile=True) if config.jit_compile else step_fn
+
+  @tf.function
   def train_step(batch):
-    per_replica = strategy.run(step_fn, args=(batch,))
+    batch = {'image': batch['image'], 'label': batch['label']}
+    per_replica = strategy.run(replica_step, args=(batch,))
     return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
             for k, v in per_replica.items()}
 

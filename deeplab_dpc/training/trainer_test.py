@@ -106,6 +106,41 @@ def test_trains_saves_summarises_and_resumes_exactly(demo_dir, tmp_path):
   assert again['global_step'] == 4 and again['losses'] == []
 
 
+@pytest.mark.parametrize('precision', ['bfloat16', 'float16'])
+def test_mixed_precision_trains_in_16_bits_and_keeps_float32_weights(precision, demo_dir,
+                                                                     tmp_path):
+  import keras  # pylint: disable=g-import-not-at-top
+  result = trainer.train(_config(
+      demo_dir, tmp_path, mixed_precision=precision, training_number_of_steps=2,
+      model_options=_options(dense_prediction_cell_config=[
+          {'op': 'conv', 'kernel': 3, 'rate': [1, 3], 'input': -1},
+          {'op': 'pyramid_pooling', 'kernel': 1, 'grid_size': [2, 2], 'input': 0}],
+          decoder_output_stride=(4,))))
+  assert keras.mixed_precision.global_policy().name == 'float32'  # Restored.
+  assert all(np.isfinite(loss) for _, loss in result['losses'])
+  model = result['model']
+  assert model.dtype_policy.compute_dtype == precision
+  assert model(tf.zeros([1, 33, 33, 3]), training=False).dtype == precision
+  weights = _variables(result['checkpoint'])
+  assert weights and all(v.dtype == np.float32 for n, v in weights.items()
+                         if n.startswith('model/'))
+  # The 16-bit gradients reached the float32 weights: momentum slots are nonzero.
+  slots = [v for n, v in weights.items() if n.startswith('optimizer/') and np.ndim(v)]
+  assert slots and all(v.dtype == np.float32 for v in slots)
+  assert all(np.isfinite(v).all() for v in slots)
+  assert sum(float(np.abs(v).sum()) > 0 for v in slots) > len(slots) // 2
+
+
+def test_jit_compile_trains_like_the_plain_step(demo_dir, tmp_path):
+  plain = trainer.train(_config(demo_dir, tmp_path / 'plain', training_number_of_steps=2))
+  xla = trainer.train(_config(demo_dir, tmp_path / 'xla', training_number_of_steps=2,
+                              jit_compile=True))
+  assert [s for s, _ in xla['losses']] == [1, 2]
+  assert all(np.isfinite(l) for _, l in xla['losses'])
+  # The same first loss (XLA draws other dropout masks, so the runs then part).
+  np.testing.assert_allclose(xla['losses'][0][1], plain['losses'][0][1], rtol=5e-3)
+
+
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(demo_dir, tmp_path):
   trainer.train(_config(demo_dir, tmp_path, training_number_of_steps=2))
   with pytest.raises(trainer.TrainingDivergedError, match=r'ckpt-2 .*--base_learning_rate'):
