@@ -3,9 +3,8 @@
 Times, side by side in one run (rounds interleave the configurations, so a
 noisy machine slows them alike), with the same recipe weights on both sides:
 
-* ours: `tf.function` over the Keras model (weights in variables, batch norm
-  folded per call), the frozen function `export.py` writes into a SavedModel,
-  and XLA (`jit_compile=True`);
+* ours: `tf.function` over the Keras model (weights in variables), the frozen
+  function `export.py` writes into a SavedModel, and XLA (`jit_compile=True`);
 * the original's TF1 graph (`tf1_reference`: the ops tf-slim emits, unfolded
   `FusedBatchNormV3`, restored from an original-format checkpoint) in a
   `tf.compat.v1.Session`, with variables (as the original's `eval.py` runs it)
@@ -74,7 +73,7 @@ def _ours(config, checkpoint, crop_size):
 
 
 def _original(config, checkpoint):
-  """{name: (session, callable(images))} for the original's graph."""
+  """{name: callable(images)} for the original's graph, with variables and frozen."""
   graph, images, outputs, saver = tf1_reference.build_inference_graph(config, batch=1)
   session = tf.compat.v1.Session(graph=graph)
   tf1_reference.restore(session, saver, checkpoint)

@@ -24,9 +24,9 @@ always at the input's height and width. Two modes, as the original
 A batch holds images of one size (a tensor does); each is resized alike.
 
 The weights are frozen into the graph as constants, as the original's
-`export_model.py` froze its inference graph: at load time Grappler folds each
-batch norm into its conv once, and oneDNN keeps the reordered filters between
-calls instead of re-deriving them every call (measured: see
+`export_model.py` froze its inference graph: the depthwise convs' folded batch
+norm is computed once at load, and oneDNN keeps the reordered constant filters
+between calls instead of re-deriving them every call (measured: see
 `benchmarks/model_latency.py`). A SavedModel is for serving; training resumes
 from checkpoints.
 """
