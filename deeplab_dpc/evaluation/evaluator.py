@@ -73,6 +73,12 @@ class EvalConfig:
   def descriptor(self) -> descriptors.DatasetDescriptor:
     return descriptors.get_dataset_descriptor(self.dataset)
 
+  def check_num_classes(self, num_classes: int) -> None:
+    """Raises ValueError naming --dataset unless the model predicts its classes."""
+    if num_classes != self.descriptor.num_classes:
+      raise ValueError(f'The model has {num_classes} classes but --dataset='
+                       f'{self.dataset} has {self.descriptor.num_classes}')
+
 
 def summary_tag_prefix(eval_scales: Sequence[float], add_flipped_images: bool) -> str:
   """'miou_1.0', 'miou_0.75_1.0_1.25_flipped'...: the original's `predictions_tag`.
@@ -234,10 +240,7 @@ class Evaluator:
 
   def __init__(self, model_options, config: EvalConfig, eval_logdir: Optional[str] = None,
                show_progress: bool = True, model=None):
-    descriptor = config.descriptor
-    if model_options.num_classes != descriptor.num_classes:
-      raise ValueError(f'The model has {model_options.num_classes} classes but --dataset='
-                       f'{config.dataset} has {descriptor.num_classes}')
+    config.check_num_classes(model_options.num_classes)
     self.options = model_options
     self.config = config
     self.eval_logdir = eval_logdir

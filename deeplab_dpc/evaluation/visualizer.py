@@ -154,11 +154,8 @@ class Visualizer:
                model=None):
     if not vis_logdir:
       raise ValueError('--vis_logdir is required')
-    descriptor = config.descriptor
-    if model_options.num_classes != descriptor.num_classes:
-      raise ValueError(f'The model has {model_options.num_classes} classes but --dataset='
-                       f'{config.dataset} has {descriptor.num_classes}')
-    self.colormap_type = colormap_type or descriptor.colormap_name
+    config.check_num_classes(model_options.num_classes)
+    self.colormap_type = colormap_type or config.descriptor.colormap_name
     if self.colormap_type not in colormaps.COLORMAP_NAMES:
       raise ValueError(f'--colormap_type={colormap_type!r} is not one of '
                        f'{", ".join(colormaps.COLORMAP_NAMES)}')

@@ -103,6 +103,10 @@ def test_bad_colormap_and_missing_logdir(setup):
                           model=setup['model'])
   with pytest.raises(ValueError, match='--vis_logdir is required'):
     visualizer.Visualizer(setup['options'], config, '', model=setup['model'])
+  with pytest.raises(ValueError, match='model has 6 classes but --dataset=pascal_voc_seg has 21'):
+    visualizer.Visualizer(setup['options'], evaluator.EvalConfig('pascal_voc_seg',
+                                                                 setup['data_dir']),
+                          '/tmp/x', model=setup['model'])
   runner = visualizer.Visualizer(setup['options'], config, '/tmp/x', colormap_type='',
                                  model=setup['model'])
   assert runner.colormap_type == 'demo'
