@@ -24,7 +24,12 @@ FLAGS = flags.FLAGS
 
 # Original export_model.py flags and defaults.
 flags.DEFINE_string('checkpoint_path', None, 'Checkpoint to export (prefix or directory).')
-flags.DEFINE_string('export_path', None, 'Directory of the SavedModel to write.')
+flags.DEFINE_string('export_path', None,
+                    'Directory of the SavedModel to write. A previous SavedModel export '
+                    'there is replaced; any other file there is an error (see --overwrite).')
+flags.DEFINE_boolean('overwrite', False,
+                     'Replace whatever --export_path holds, even files that are not a '
+                     'SavedModel export.')
 flags.DEFINE_integer('num_classes', 21, 'Number of classes.')
 flags.DEFINE_multi_string('crop_size', ['513', '513'], 'Crop size [height, width].')
 flags.DEFINE_multi_string('inference_scales', ['1.0'], 'Scales of the image pyramid.')
@@ -62,6 +67,9 @@ def main(argv):
             'max_resize_value': FLAGS.max_resize_value,
             'resize_factor': FLAGS.resize_factor}
   serving.check_resize_values(**resize)
+  if FLAGS.export_path:
+    # Before building the model, so a refused path costs no time.
+    serving.check_export_path(FLAGS.export_path, FLAGS.overwrite)
   crop_size = model_flags.crop_size(FLAGS.crop_size, 'crop_size')
   options = model_flags.model_options_from_flags(FLAGS.num_classes, crop_size)
   scales = model_flags.multi_floats(FLAGS.inference_scales, 'inference_scales')
@@ -69,7 +77,8 @@ def main(argv):
   checkpoints.load_checkpoint(model, FLAGS.checkpoint_path, flag='checkpoint_path')
   if FLAGS.export_path:
     path = serving.export_saved_model(model, FLAGS.export_path, inference_scales=scales,
-                                      add_flipped_images=FLAGS.add_flipped_images, **resize)
+                                      add_flipped_images=FLAGS.add_flipped_images,
+                                      overwrite=FLAGS.overwrite, **resize)
     print(f'SavedModel written to {path}')
   if FLAGS.tflite_path:
     # Imported only when asked: it loads the converter.

@@ -261,3 +261,53 @@ def test_exported_tflite_agrees_with_the_saved_model(any_size_export):
   # Full-integer calibrated on 4 demo images (another domain than this photo):
   # a plumbing check, not the quality bar (tflite_test.py and the benchmark).
   assert np.mean(labels == expected.numpy()[0]) > 0.8
+
+
+# What --export_path may replace: a tiny MobileNet-v2, quick to export.
+TINY_FLAGS = ['--model_variant=mobilenet_v2', '--depth_multiplier=0.25', '--output_stride=16',
+              '--crop_size=33,33', '--num_classes=3']
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory):
+  options = options_lib.ModelOptions.create(
+      num_classes=3, model_variant='mobilenet_v2', depth_multiplier=0.25, crop_size=(33, 33),
+      output_stride=16)
+  root = tmp_path_factory.mktemp('tiny')
+  return checkpoints.save_checkpoint(model_lib.build_model(options), str(root / 'ckpt'))
+
+
+def test_export_path_holding_a_users_file_is_refused_then_overwritten(tiny_checkpoint,
+                                                                      tmp_path):
+  folder = tmp_path / 'data'
+  folder.mkdir()
+  (folder / 'notes.txt').write_text('my notes')
+  result = _export(f'--checkpoint_path={tiny_checkpoint}', f'--export_path={folder}',
+                   *TINY_FLAGS)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert (f'error: --export_path={folder} holds files that are not part of a SavedModel '
+          'export (notes.txt); choose another folder or pass --overwrite') in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert (folder / 'notes.txt').read_text() == 'my notes'
+  assert sorted(os.listdir(tmp_path)) == ['data']
+
+  result = _export(f'--checkpoint_path={tiny_checkpoint}', f'--export_path={folder}',
+                   *TINY_FLAGS, '--overwrite')
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert serving.is_saved_model_export(str(folder))
+  # A previous export is replaced without --overwrite.
+  result = _export(f'--checkpoint_path={tiny_checkpoint}', f'--export_path={folder}',
+                   *TINY_FLAGS)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert sorted(os.listdir(tmp_path)) == ['data']
+
+
+def test_export_path_that_is_a_file_is_refused(tiny_checkpoint, tmp_path):
+  path = tmp_path / 'model'
+  path.write_bytes(b'precious')
+  result = _export(f'--checkpoint_path={tiny_checkpoint}', f'--export_path={path}',
+                   *TINY_FLAGS)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert f'error: --export_path={path} is a file, not a SavedModel folder' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert path.read_bytes() == b'precious'

@@ -33,6 +33,7 @@ from checkpoints.
 
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -40,10 +41,16 @@ import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 from deeplab_dpc import constants
+from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc.data import preprocess
 
 OPTIONS_ASSET = 'deeplab_options.json'
+
+# What `export_saved_model` writes: a folder holding these and nothing else is
+# a previous export, which a new export may replace.
+_EXPORT_TOP_LEVEL = {'saved_model.pb', 'fingerprint.pb', 'variables', 'assets'}
+_EXPORT_VARIABLES = re.compile(r'^variables\.(index|data-\d{5}-of-\d{5})$')
 
 
 def _checked_rank4(images):
@@ -218,30 +225,134 @@ def freeze(serve):
   return serve_frozen
 
 
+def _foreign_files(path: str) -> list[str]:
+  """What in the folder `path` is not part of a SavedModel export (relative paths)."""
+  foreign = []
+  for name in sorted(os.listdir(path)):
+    full = os.path.join(path, name)
+    if name not in _EXPORT_TOP_LEVEL:
+      foreign.append(name)
+    elif name in ('variables', 'assets') and not os.path.isdir(full):
+      foreign.append(name)
+    elif name == 'variables':
+      foreign += [f'variables/{n}' for n in sorted(os.listdir(full))
+                  if not _EXPORT_VARIABLES.match(n)
+                  or not os.path.isfile(os.path.join(full, n))]
+    elif name == 'assets':
+      foreign += [f'assets/{n}' for n in sorted(os.listdir(full)) if n != OPTIONS_ASSET]
+    elif not os.path.isfile(full):
+      foreign.append(name)
+  return foreign
+
+
+def is_saved_model_export(path: str) -> bool:
+  """Whether `path` is a folder that `export_saved_model` wrote (and nothing else).
+
+  A SavedModel export holds `saved_model.pb`, `assets/deeplab_options.json`
+  and optionally `fingerprint.pb` and `variables/variables.{index,data-*}`.
+  """
+  return (os.path.isdir(path) and not os.path.islink(path)
+          and os.path.isfile(os.path.join(path, 'saved_model.pb'))
+          and os.path.isfile(os.path.join(path, 'assets', OPTIONS_ASSET))
+          and not _foreign_files(path))
+
+
+def check_export_path(export_path: str, overwrite: bool = False) -> None:
+  """Refuses an export path whose contents an export would destroy.
+
+  Missing paths, empty folders and previous SavedModel exports may be
+  replaced; anything else (a file, a folder holding other files) only with
+  `overwrite`.
+
+  Args:
+    export_path: The `--export_path` value.
+    overwrite: The `--overwrite` flag: replace whatever is at the path.
+
+  Raises:
+    ValueError: Naming `--export_path`, what is in the way and `--overwrite`.
+  """
+  path = os.path.abspath(export_path)
+  parent = os.path.dirname(path)
+  # The nearest existing ancestor must be a folder, or makedirs fails later.
+  ancestor = parent
+  while not os.path.exists(ancestor):
+    ancestor = os.path.dirname(ancestor)
+  if not os.path.isdir(ancestor):
+    raise ValueError(f'--export_path={export_path}: {ancestor} is a file, not a folder')
+  if overwrite or not os.path.lexists(path):
+    return
+  if os.path.islink(path) or not os.path.isdir(path):
+    raise ValueError(f'--export_path={export_path} is a file, not a SavedModel folder; '
+                     'choose another path or pass --overwrite to replace it')
+  if not os.listdir(path) or is_saved_model_export(path):
+    return
+  foreign = _foreign_files(path)
+  shown = ', '.join(foreign[:3]) + (f' and {len(foreign) - 3} more' if len(foreign) > 3 else '')
+  if not foreign:
+    shown = 'no saved_model.pb or assets/' + OPTIONS_ASSET
+  raise ValueError(f'--export_path={export_path} holds files that are not part of a '
+                   f'SavedModel export ({shown}); choose another folder or pass '
+                   '--overwrite to replace it')
+
+
+def _umask() -> int:
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def _replace_directory(tmp: str, path: str) -> None:
+  """Moves the finished folder `tmp` onto `path`, whatever is there.
+
+  The old contents are renamed aside first and removed only once `tmp` is in
+  place, so a failure in between leaves one of the two complete.
+  """
+  if not os.path.lexists(path):
+    os.replace(tmp, path)
+    return
+  aside = tempfile.mkdtemp(dir=os.path.dirname(path), prefix='.old-export-')
+  old = os.path.join(aside, 'old')
+  os.replace(path, old)
+  try:
+    os.replace(tmp, path)
+  except BaseException:
+    os.replace(old, path)
+    shutil.rmtree(aside)
+    raise
+  shutil.rmtree(aside)
+
+
 def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
                        inference_scales=(1.0,), add_flipped_images=False, *,
                        min_resize_value=None, max_resize_value=None,
-                       resize_factor=None) -> str:
+                       resize_factor=None, overwrite: bool = False) -> str:
   """Writes a SavedModel with `serving_default` (frozen weights), atomically.
 
   The model options and the export settings go along as
-  `assets/deeplab_options.json`.
+  `assets/deeplab_options.json`. The export is written into a hidden sibling
+  folder and renamed into place, so a failure (disk full, a kill) leaves any
+  previous export untouched. Only a previous SavedModel export (or an empty
+  folder) is replaced, unless `overwrite`. The folder's mode follows the umask.
 
   Args:
     model: A built `DeepLabModel` holding the weights to serve.
-    export_path: Directory to create (replaced if it exists).
+    export_path: Directory to create.
     inference_scales: Image pyramid of the exported graph.
     add_flipped_images: Add flipped passes.
     min_resize_value: See `serving_function`; None keeps the crop-size limit.
     max_resize_value: See `serving_function`.
     resize_factor: See `serving_function`.
+    overwrite: Replace whatever is at `export_path` (a file, another folder).
 
   Returns:
     export_path.
 
   Raises:
-    ValueError: Inconsistent resize values.
+    ValueError: Inconsistent resize values, or `export_path` holds something
+      other than a SavedModel export (and not `overwrite`).
+    OSError: ENOSPC naming the file when the disk is full.
   """
+  check_export_path(export_path, overwrite)
   serve = freeze(serving_function(model, inference_scales, add_flipped_images,
                                   min_resize_value=min_resize_value,
                                   max_resize_value=max_resize_value,
@@ -251,20 +362,31 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix='.tmp-export-')
   try:
-    module = tf.Module()
-    module.serve = serve
-    tf.saved_model.save(module, tmp, signatures={'serving_default': serve})
-    os.makedirs(os.path.join(tmp, 'assets'), exist_ok=True)
-    with open(os.path.join(tmp, 'assets', OPTIONS_ASSET), 'w', encoding='utf-8') as f:
-      json.dump({'model_options': model.options.to_dict(),
-                 'inference_scales': list(inference_scales),
-                 'add_flipped_images': bool(add_flipped_images),
-                 'min_resize_value': min_resize_value,
-                 'max_resize_value': max_resize_value,
-                 'resize_factor': resize_factor}, f, indent=1)
-    if os.path.exists(export_path):
-      shutil.rmtree(export_path)
-    os.replace(tmp, export_path)
+    # mkdtemp creates the folder 0700; an export is meant to be shared like
+    # any other folder the user creates.
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+      module = tf.Module()
+      module.serve = serve
+      tf.saved_model.save(module, tmp, signatures={'serving_default': serve})
+      os.makedirs(os.path.join(tmp, 'assets'), exist_ok=True)
+      fileio.atomic_write(
+          os.path.join(tmp, 'assets', OPTIONS_ASSET),
+          json.dumps({'model_options': model.options.to_dict(),
+                      'inference_scales': list(inference_scales),
+                      'add_flipped_images': bool(add_flipped_images),
+                      'min_resize_value': min_resize_value,
+                      'max_resize_value': max_resize_value,
+                      'resize_factor': resize_factor}, indent=1))
+    except (OSError, tf.errors.OpError) as e:
+      disk_full = fileio.as_disk_full(e, export_path)
+      if disk_full is None:
+        raise
+      raise disk_full from None
+    # Checked again just before replacing: the folder may have changed during
+    # the export.
+    check_export_path(export_path, overwrite)
+    _replace_directory(tmp, export_path)
   finally:
     if os.path.exists(tmp):
       shutil.rmtree(tmp)
