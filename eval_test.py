@@ -80,3 +80,21 @@ def test_no_checkpoint_is_a_one_line_error(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       f'error: --checkpoint_dir: {empty} holds no checkpoint (expected a `checkpoint` index '
       'file naming ckpt-<step> files written by train.py, or an original TF1 checkpoint)')
+
+
+def test_truncated_shard_is_a_one_line_error_naming_it(tmp_path):
+  data_dir = str(tmp_path / 'data')
+  shard = test_util.write_demo_split(data_dir, 'val', 3)[0]
+  with open(shard, 'rb') as f:
+    data = f.read()
+  with open(shard, 'wb') as f:
+    f.write(data[:len(data) // 2])
+  model = model_lib.build_model(test_util.tiny_options())
+  log_dir = str(tmp_path / 'train')
+  test_util.write_training_checkpoint(model, log_dir, 3)
+  result = _eval(*TINY_FLAGS, f'--dataset_dir={data_dir}', f'--checkpoint_dir={log_dir}',
+                 f'--eval_logdir={tmp_path / "eval"}', '--max_number_of_evaluations=1')
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      f'error: {shard}: truncated TFRecord file: record ')

@@ -11,6 +11,9 @@ import pytest
 import tensorflow as tf
 
 from deeplab_dpc.data import demo
+from deeplab_dpc.data import image_io
+from deeplab_dpc.data import shard_writer
+from deeplab_dpc.data import tfrecord
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -103,3 +106,46 @@ def test_user_mistakes_exit_2(flags, message, demo_dir, tmp_path):
   assert result.returncode == 2, result.stderr[-2000:]
   assert message in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+def _copy_with_a_damaged_shard(demo_dir, target, damage):
+  os.makedirs(target)
+  names = sorted(n for n in os.listdir(demo_dir) if n.startswith('train-'))
+  for name in names:
+    with open(os.path.join(demo_dir, name), 'rb') as f:
+      data = f.read()
+    if name == names[-1]:
+      data = damage(data)
+    with open(os.path.join(target, name), 'wb') as f:
+      f.write(data)
+  return os.path.join(target, names[-1])
+
+
+@pytest.mark.parametrize('damage, message', [
+    (lambda data: data[:len(data) // 2], ': truncated TFRecord file: record '),
+    # A flipped byte inside a record: found when it is read, then named.
+    (lambda data: data[:5000] + bytes([data[5000] ^ 0xFF]) + data[5001:],
+     ' record 0: truncated or corrupt TFRecord file (corrupted record at 12)'),
+])
+def test_damaged_shard_is_a_one_line_error_naming_it(demo_dir, tmp_path, damage, message):
+  shard = _copy_with_a_damaged_shard(demo_dir, str(tmp_path / 'data'), damage)
+  result = _run(_command(str(tmp_path / 'data'), tmp_path / 'log', 200, *_SMALL))
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(f'error: {shard}{message}')
+
+
+def test_label_outside_the_classes_is_a_one_line_error_naming_the_record(tmp_path):
+  def to_example(label_value):
+    return tfrecord.encode_example(
+        image_io.encode_png(np.zeros((40, 40, 3), np.uint8)),
+        image_io.encode_png(np.full((40, 40), label_value, np.uint8)), f'l{label_value}', 40, 40)
+
+  data_dir = str(tmp_path / 'data')
+  shard = shard_writer.write_split(data_dir, 'train', [9, 9], to_example, 1)[0]
+  result = _run(_command(data_dir, tmp_path / 'log', 5, *_SMALL))
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      f'error: TFRecord {shard} record ')
+  assert 'has label values outside [0, 6)' in result.stderr

@@ -9,7 +9,6 @@ With a `seed`, the whole pipeline (file order, shuffling, augmentation) is
 reproducible: augmentation uses stateless random ops seeded per element.
 """
 
-import glob
 import os
 
 import tensorflow as tf
@@ -34,10 +33,11 @@ def _crop_size(crop_size):
 
 
 def list_files(dataset_dir, split, dataset_name=None):
-  """Returns the sorted TFRecord files of a split: `<dataset_dir>/<split>-*`.
+  """Returns the sorted TFRecord shards of a split: `<split>-NNNNN-of-NNNNN.tfrecord`.
 
   The canonical split name is tried first, then its aliases (so records
-  written under Cityscapes' old 'train' name are found too).
+  written under Cityscapes' old 'train' name are found too). Only files named
+  as shards count, and they must form one complete set.
 
   Args:
     dataset_dir: Folder of the shards.
@@ -49,6 +49,7 @@ def list_files(dataset_dir, split, dataset_name=None):
 
   Raises:
     FileNotFoundError: If no file matches; the message names the pattern.
+    ValueError: Two shard sets or an incomplete one (`tfrecord.find_shards`).
   """
   names = [split]
   if dataset_name is not None:
@@ -58,14 +59,43 @@ def list_files(dataset_dir, split, dataset_name=None):
                            if target == canonical]
   patterns = []
   for name in names:
-    pattern = os.path.join(dataset_dir, tfrecord.FILE_PATTERN % name)
-    patterns.append(pattern)
-    files = sorted(glob.glob(os.path.join(glob.escape(dataset_dir),
-                                          tfrecord.FILE_PATTERN % glob.escape(name))))
+    patterns.append(os.path.join(dataset_dir, tfrecord.FILE_PATTERN % name))
+    files = tfrecord.find_shards(dataset_dir, name)
     if files:
       return files
   raise FileNotFoundError(f'No TFRecord files match {" or ".join(patterns)}; build the split '
                           'with the datasets/build_*_data.py scripts first.')
+
+
+def read_error(error, files):
+  """The user error a failed read of the pipeline stands for, naming the file.
+
+  Args:
+    error: A `tf.errors.InvalidArgumentError` (a bad record: the pipeline's
+      checks name its file and index) or `tf.errors.DataLossError` (a corrupt
+      record: TensorFlow names no file, so `files` are searched for it).
+    files: The TFRecord files read, a function returning them (called only
+      for a corrupt record), or None (a tfds source).
+
+  Returns:
+    A ValueError to raise.
+  """
+  if isinstance(error, tf.errors.DataLossError):
+    if callable(files):
+      files = files()
+    found = tfrecord.find_damaged_record(files or [])
+    if found is not None:
+      return found
+    where = f' in one of {len(files)} files' if files else ''
+    return ValueError(f'corrupt input record{where}: {tfrecord.error_message(error)}')
+  return ValueError(tfrecord.error_message(error))
+
+
+def split_files(dataset_dir, split, dataset_name=None):
+  """`list_files`, or None for a tfds source (which has no files of ours)."""
+  if tfds_source.is_tfds_source(dataset_dir):
+    return None
+  return list_files(dataset_dir, split, dataset_name)
 
 
 def _read_records(files, num_readers, shuffle, seed, deterministic):
@@ -131,8 +161,8 @@ def build_dataset(dataset_name, dataset_dir, split, *, crop_size, batch_size, is
     'width' int32 [B] (size before preprocessing).
 
   Raises:
-    ValueError: Unknown dataset or split, bad arguments, or too few files
-      for the number of input pipelines.
+    ValueError: Unknown dataset or split, bad arguments, too few files
+      for the number of input pipelines, or a truncated shard (named).
     FileNotFoundError: If the split has no files.
   """
   descriptor = descriptors.get_dataset_descriptor(dataset_name)
@@ -168,6 +198,8 @@ def build_dataset(dataset_name, dataset_dir, split, *, crop_size, batch_size, is
                        f'there are {num_pipelines} input pipelines; rebuild with '
                        '--num_shards >= the number of workers.')
     files = files[pipeline_id::num_pipelines]
+    for path in files:
+      tfrecord.check_framing(path)  # A truncated shard is named before any work.
     samples = _read_records(files, num_readers, shuffle, seed, deterministic)
 
   if shuffle:

@@ -88,7 +88,7 @@ def test_file_sharding_across_workers(demo_dir):
 
 
 def test_missing_split_names_the_pattern(tmp_path):
-  with pytest.raises(FileNotFoundError, match=r'train_fine-\*'):
+  with pytest.raises(FileNotFoundError, match=r'train_fine-\?\?\?\?\?-of-\?\?\?\?\?\.tfrecord'):
     pipeline.build_dataset('cityscapes', str(tmp_path), 'train', crop_size=33, batch_size=1,
                            is_training=True)
   with pytest.raises(ValueError, match='--dataset'):
@@ -154,3 +154,78 @@ def test_mirrored_strategy_per_replica_batches(demo_dir):
   assert result.returncode == 0, result.stderr[-2000:]
   assert ('SHAPES [(3, 33, 33, 3), (3, 33, 33, 3)] [(3, 33, 33, 1), (3, 33, 33, 1)]'
           in result.stdout)
+
+
+def _shard(directory, name, records=(b'x',)):
+  path = os.path.join(str(directory), name)
+  _write(path, list(records))
+  return path
+
+
+def test_only_shard_names_are_read(tmp_path):
+  shard = _shard(tmp_path, 'val-00000-of-00001.tfrecord', [_record()])
+  (tmp_path / 'val-notes.txt').write_text('where the images came from')
+  (tmp_path / 'val-00000-of-00001.tfrecord.bak').write_bytes(b'old')
+  (tmp_path / '.val-00000-of-00001.tfrecord.tmp-123').write_bytes(b'half')
+  assert pipeline.list_files(str(tmp_path), 'val') == [shard]
+  dataset = pipeline.build_dataset('demo', str(tmp_path), 'val', crop_size=9, batch_size=1,
+                                   is_training=False)
+  assert _names(dataset) == ['ok']
+
+
+def test_two_shard_sets_are_refused_naming_the_folder(tmp_path):
+  for i in range(4):
+    _shard(tmp_path, f'train-{i:05d}-of-00004.tfrecord')
+  for i in range(2):
+    _shard(tmp_path, f'train-{i:05d}-of-00002.tfrecord')
+  with pytest.raises(ValueError, match=f'{tmp_path} holds 2 shard sets of split \'train\', '
+                     r'of 2 \(2 files\) and 4 \(4 files\) shards'):
+    pipeline.list_files(str(tmp_path), 'train')
+  with pytest.raises(ValueError, match='holds 2 shard sets'):
+    pipeline.build_dataset('demo', str(tmp_path), 'train', crop_size=9, batch_size=1,
+                           is_training=True)
+
+
+def test_incomplete_shard_set_is_refused(tmp_path):
+  _shard(tmp_path, 'val-00000-of-00003.tfrecord')
+  _shard(tmp_path, 'val-00002-of-00003.tfrecord')
+  with pytest.raises(ValueError, match=f"{tmp_path}: split 'val' is incomplete: its set of 3 "
+                     'shards lacks val-00001-of-00003.tfrecord; rebuild the split'):
+    pipeline.list_files(str(tmp_path), 'val')
+  _shard(tmp_path, 'val-00001-of-00003.tfrecord')
+  _shard(tmp_path, 'val-00003-of-00003.tfrecord')
+  with pytest.raises(ValueError, match='shard numbers beyond the count'):
+    pipeline.list_files(str(tmp_path), 'val')
+
+
+def test_truncated_shard_is_named_before_reading(tmp_path):
+  path = _shard(tmp_path, 'val-00000-of-00001.tfrecord', [_record(), _record(name='two')])
+  data = open(path, 'rb').read()
+  with open(path, 'wb') as f:
+    f.write(data[:-20])
+  with pytest.raises(ValueError, match=f'{path}: truncated TFRecord file: record 1 at byte'):
+    pipeline.build_dataset('demo', str(tmp_path), 'val', crop_size=9, batch_size=1,
+                           is_training=False)
+  with open(path, 'wb') as f:
+    f.write(data + b'\x01\x02')
+  with pytest.raises(ValueError, match=f'{path}: truncated TFRecord file: 2 stray bytes'):
+    pipeline.build_dataset('demo', str(tmp_path), 'val', crop_size=9, batch_size=1,
+                           is_training=False)
+
+
+def test_corrupt_record_is_named_by_read_error(tmp_path):
+  good = _shard(tmp_path, 'val-00000-of-00002.tfrecord', [_record()])
+  bad = _shard(tmp_path, 'val-00001-of-00002.tfrecord', [_record(), _record(name='two')])
+  data = bytearray(open(bad, 'rb').read())
+  data[-40] ^= 0xFF  # Inside the second record's data: its CRC no longer matches.
+  with open(bad, 'wb') as f:
+    f.write(bytes(data))
+  dataset = pipeline.build_dataset('demo', str(tmp_path), 'val', crop_size=9, batch_size=1,
+                                   is_training=False)
+  with pytest.raises(tf.errors.DataLossError) as raised:
+    list(dataset)
+  error = pipeline.read_error(raised.value, lambda: [good, bad])
+  assert str(error).startswith(f'{bad} record 1: truncated or corrupt TFRecord file '
+                               '(corrupted record at ')
+  assert 'function_node' not in str(error) and 'Op:' not in str(error)
+  assert '\n' not in str(error)

@@ -2,14 +2,18 @@
 
 Every shard is written under a hidden temporary name and all are renamed
 only once the whole split is written, so an interrupted build never leaves a
-file that looks like a finished shard. Shards of the same split left by an
-earlier build with another shard count are removed so readers never mix two
-builds.
+file that looks like a finished shard. Shards of the same split with another
+shard count are removed once the new set is in place, and so are the hidden
+temporary files of killed builds. A kill between those two steps leaves two
+sets, which readers refuse (`tfrecord.find_shards`) until the next build.
+Records are serialised deterministically, so two builds of the same data are
+byte-identical.
 """
 
 import glob
 import math
 import os
+import re
 
 from absl import logging
 import tensorflow as tf
@@ -17,8 +21,42 @@ import tensorflow as tf
 from deeplab_dpc.data import tfrecord
 
 
-def _shard_glob(output_dir, split):
-  return os.path.join(glob.escape(output_dir), f'{glob.escape(split)}-?????-of-?????.tfrecord')
+_TEMP_SUFFIX = re.compile(r'\.tmp-(\d+)$')
+
+
+def _temp_path(path):
+  return os.path.join(os.path.dirname(path), f'.{os.path.basename(path)}.tmp-{os.getpid()}')
+
+
+def _is_running(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # Someone else's live process.
+  return True
+
+
+def remove_leftover_temp_files(output_dir, split):
+  """Removes the hidden shard files of `split` that killed builds left behind.
+
+  Files of a build still running on this machine are left alone.
+
+  Returns:
+    The paths removed.
+  """
+  pattern = os.path.join(glob.escape(output_dir),
+                         f'.{glob.escape(split)}-?????-of-?????.tfrecord.tmp-*')
+  removed = []
+  for path in sorted(glob.glob(pattern)):
+    match = _TEMP_SUFFIX.search(path)
+    if not match or _is_running(int(match.group(1))):
+      continue
+    os.remove(path)
+    removed.append(path)
+    logging.info('Removed %s, left by a killed build', path)
+  return removed
 
 
 def write_split(output_dir, split, items, to_example, num_shards):
@@ -46,6 +84,7 @@ def write_split(output_dir, split, items, to_example, num_shards):
   if not items:
     raise ValueError(f'Split {split!r} is empty: no examples to write to {output_dir}.')
   os.makedirs(output_dir, exist_ok=True)
+  remove_leftover_temp_files(output_dir, split)
   per_shard = int(math.ceil(len(items) / num_shards))
   paths, temp_paths = [], []
   try:
@@ -53,7 +92,7 @@ def write_split(output_dir, split, items, to_example, num_shards):
     # failed build leaves no part of a split behind.
     for shard_id in range(num_shards):
       path = os.path.join(output_dir, tfrecord.shard_name(split, shard_id, num_shards))
-      temp_path = os.path.join(output_dir, f'.{os.path.basename(path)}.tmp-{os.getpid()}')
+      temp_path = _temp_path(path)
       temp_paths.append(temp_path)
       with tf.io.TFRecordWriter(temp_path) as writer:
         for item in items[shard_id * per_shard:(shard_id + 1) * per_shard]:
@@ -66,7 +105,7 @@ def write_split(output_dir, split, items, to_example, num_shards):
     for temp_path in temp_paths:
       if os.path.exists(temp_path):
         os.remove(temp_path)
-  for stale in sorted(set(glob.glob(_shard_glob(output_dir, split))) - set(paths)):
+  for stale in sorted(set(tfrecord.shard_paths(output_dir, split)) - set(paths)):
     os.remove(stale)
     logging.info('Removed stale shard %s from an earlier build', stale)
   return paths

@@ -5,7 +5,10 @@ interchangeable: same keys, same encodings (the label is a single-channel PNG
 of class ids), same shard names.
 """
 
+import glob
 import os
+import re
+import struct
 
 import tensorflow as tf
 
@@ -24,8 +27,10 @@ REQUIRED_KEYS = (IMAGE_ENCODED, IMAGE_HEIGHT, IMAGE_WIDTH, LABEL_ENCODED)
 IMAGE_FORMAT_MAP = {'jpg': 'jpeg', 'jpeg': 'jpeg', 'png': 'png'}
 
 SHARD_NAME_FORMAT = '%s-%05d-of-%05d.tfrecord'
-# The original reader globs `<split>-*` (`data_generator._FILE_PATTERN`).
-FILE_PATTERN = '%s-*'
+# The original reader globs `<split>-*` (`data_generator._FILE_PATTERN`); only
+# the shard names themselves are read here, so a `val-notes.txt` beside them is
+# not taken for a TFRecord.
+FILE_PATTERN = '%s-?????-of-?????.tfrecord'
 
 
 def _bytes_feature(value):
@@ -74,7 +79,9 @@ def encode_example(image_bytes, label_bytes, filename, height, width, image_form
       LABEL_ENCODED: _bytes_feature(label_bytes),
       LABEL_FORMAT: _bytes_feature(label_format),
   }))
-  return example.SerializeToString()
+  # Deterministic: the feature map is written in key order, so every build of
+  # the same data gives the same bytes.
+  return example.SerializeToString(deterministic=True)
 
 
 # Defaults mark a missing key so the assertions below can name it; the
@@ -106,7 +113,15 @@ def error_message(error):
   message = error.message or ''
   if 'Summarized data:' in message:
     message = message.split('Summarized data:', 1)[1]
+  # TensorFlow's wrapping ('{{function_node ...}}', '[Op:IteratorGetNext] name:')
+  # says where in the graph, not what is wrong with the data.
+  message = re.sub(r'\{\{[^}]*\}\}', ' ', message)
+  message = re.sub(r'\[Op:[^\]]*\](\s*name:\s*\S*)?', ' ', message)
+  message = re.sub(r'\[\[\s*\]\]', ' ', message)
   message = ' '.join(message.split())
+  asserted = re.fullmatch(r'.*?assertion failed: \[(.*)\]', message)
+  if asserted:
+    message = asserted.group(1)
   if message.startswith("b'") or message.startswith('b"'):
     message = message[2:-1]
   return message
@@ -245,3 +260,124 @@ def shard_name(split, shard_id, num_shards):
   """Returns the original release's shard file name, e.g. 'train-00000-of-00004.tfrecord'."""
   return SHARD_NAME_FORMAT % (split, shard_id, num_shards)
 
+
+
+def _shard_regex(split):
+  return re.compile(re.escape(split) + r'-(\d{5})-of-(\d{5})\.tfrecord$')
+
+
+def shard_paths(directory, split):
+  """Every file of `directory` named as a shard of `split`, sorted, whatever its set."""
+  regex = _shard_regex(split)
+  return sorted(path for path in glob.glob(os.path.join(glob.escape(directory),
+                                                        FILE_PATTERN % glob.escape(split)))
+                if regex.match(os.path.basename(path)))
+
+
+def find_shards(directory, split):
+  """The shards of `split` in `directory` if they form one complete set.
+
+  A complete set is `<split>-00000-of-0000N` ... `<split>-0000(N-1)-of-0000N`,
+  all with the same N. Two sets (an interrupted rebuild with another shard
+  count) or a missing shard would make readers see some records twice or not
+  at all, so both are errors.
+
+  Args:
+    directory: Folder of the shards.
+    split: Split name as written in the file names.
+
+  Returns:
+    The sorted paths, or [] when no file is named as a shard of `split`.
+
+  Raises:
+    ValueError: Naming the folder, the split and what is wrong.
+  """
+  paths = shard_paths(directory, split)
+  if not paths:
+    return []
+  regex = _shard_regex(split)
+  sets = {}
+  for path in paths:
+    index, total = (int(g) for g in regex.match(os.path.basename(path)).groups())
+    sets.setdefault(total, set()).add(index)
+  if len(sets) > 1:
+    counts = ' and '.join(f'{n} ({len(sets[n])} files)' for n in sorted(sets))
+    raise ValueError(f'{directory} holds {len(sets)} shard sets of split {split!r}, of '
+                     f'{counts} shards (left by an interrupted build): rebuild the split, '
+                     'or remove one set')
+  (total, indices), = sets.items()
+  missing = sorted(set(range(total)) - indices)
+  if missing or indices - set(range(total)):
+    shown = ', '.join(shard_name(split, i, total) for i in missing[:3])
+    more = f' and {len(missing) - 3} more' if len(missing) > 3 else ''
+    problem = (f'lacks {shown}{more}' if missing
+               else 'has shard numbers beyond the count in their names')
+    raise ValueError(f'{directory}: split {split!r} is incomplete: its set of {total} shards '
+                     f'{problem}; rebuild the split')
+  return paths
+
+
+# A TFRecord record: uint64 length, uint32 masked CRC of the length, the data,
+# uint32 masked CRC of the data.
+_RECORD_OVERHEAD = 8 + 4 + 4
+
+
+def check_framing(path):
+  """Raises naming the file when a TFRecord file is truncated.
+
+  Walks the record headers only (one seek per record), so a shard cut short
+  by a full disk or an interrupted copy is named before any training or
+  evaluation starts. Corrupted bytes inside a record are found when the
+  record is read (`find_damaged_record`).
+
+  Args:
+    path: An uncompressed TFRecord file.
+
+  Returns:
+    The number of records.
+
+  Raises:
+    ValueError: `<path>: truncated TFRecord file ...`.
+  """
+  count = 0
+  with open(path, 'rb') as f:
+    size = os.fstat(f.fileno()).st_size
+    offset = 0
+    while offset < size:
+      header = f.read(8)
+      if len(header) < 8:
+        raise ValueError(f'{path}: truncated TFRecord file: {size - offset} stray bytes '
+                         f'after record {count - 1} (rebuild or copy the shard again)')
+      (length,) = struct.unpack('<Q', header)
+      end = offset + _RECORD_OVERHEAD + length
+      if end > size:
+        raise ValueError(f'{path}: truncated TFRecord file: record {count} at byte {offset} '
+                         f'needs {end - offset} bytes, the file ends at byte {size} (rebuild '
+                         'or copy the shard again)')
+      f.seek(end)
+      offset = end
+      count += 1
+  return count
+
+
+def find_damaged_record(paths):
+  """The error naming the first unreadable record of `paths`, or None if all read.
+
+  Reads every record (checking their CRCs): meant for when reading already
+  failed with a `tf.errors.DataLossError`, whose message names no file.
+
+  Args:
+    paths: TFRecord files.
+
+  Returns:
+    A ValueError naming the file and the record, or None.
+  """
+  for path in paths:
+    index = 0
+    try:
+      for _ in tf.data.TFRecordDataset(path):
+        index += 1
+    except tf.errors.DataLossError as e:
+      return ValueError(f'{path} record {index}: truncated or corrupt TFRecord file '
+                        f'({error_message(e)})')
+  return None

@@ -140,6 +140,12 @@ def count_examples(config: EvalConfig) -> Optional[int]:
     return None
 
 
+def split_files(config: EvalConfig):
+  """The TFRecord files of the evaluated split (None for a tfds source)."""
+  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
+  return pipeline.split_files(config.dataset_dir, config.split, config.dataset)
+
+
 def build_dataset(config: EvalConfig, crop_size: Sequence[int]):
   """The evaluation pipeline of `config` padded to `crop_size` (unshuffled, one pass)."""
   from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -150,28 +156,36 @@ def build_dataset(config: EvalConfig, crop_size: Sequence[int]):
       resize_factor=config.resize_factor, with_label=config.with_label)
 
 
-def iterate_batches(dataset):
+def iterate_batches(dataset, files=None):
   """Yields numpy batches; a bad record (label values, size...) becomes a ValueError.
 
   The pipeline's checks fail inside tf.data with a message naming the TFRecord
-  file and record index; this turns them into the user error they are.
+  file and record index; this turns them into the user error they are. A
+  corrupt record (which TensorFlow reports without its file) is looked up in
+  `files`.
+
+  Args:
+    dataset: The evaluation pipeline.
+    files: Its TFRecord files (`pipeline.split_files`), a function returning
+      them, or None.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import tfrecord  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   iterator = iter(dataset)
   while True:
     try:
       batch = next(iterator)
     except StopIteration:
       return
-    except tf.errors.InvalidArgumentError as e:
-      raise ValueError(tfrecord.error_message(e)) from None
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+      raise pipeline.read_error(e, files) from None
     yield batch
 
 
 def evaluate_dataset(predict_fn: Callable, dataset, num_classes: int,
                      ignore_label: int = 255,
-                     progress: Optional[progress_lib.Progress] = None) -> tuple:
+                     progress: Optional[progress_lib.Progress] = None,
+                     files=None) -> tuple:
   """Accumulates the confusion matrix of `predict_fn` over `dataset`.
 
   Args:
@@ -180,6 +194,8 @@ def evaluate_dataset(predict_fn: Callable, dataset, num_classes: int,
     num_classes: Number of classes.
     ignore_label: Label value not counted (padding included).
     progress: Optional progress reporter.
+    files: The dataset's TFRecord files (or a function returning them), to
+      name a corrupt one.
 
   Returns:
     (metrics.StreamingConfusion, number of images).
@@ -190,7 +206,7 @@ def evaluate_dataset(predict_fn: Callable, dataset, num_classes: int,
   """
   confusion = metrics.StreamingConfusion(num_classes, ignore_label)
   num_images = 0
-  for batch in iterate_batches(dataset):
+  for batch in iterate_batches(dataset, files):
     predictions = np.asarray(predict_fn(batch['image']))
     labels = batch['label'].numpy()[..., 0]
     names = batch['image_name'].numpy()
@@ -266,7 +282,8 @@ class Evaluator:
     progress = progress_lib.Progress(count_examples(config), what, enabled=self.show_progress)
     dataset = build_dataset(config, self.options.crop_size)
     confusion, num_images = evaluate_dataset(self.predict_fn, dataset, descriptor.num_classes,
-                                             descriptor.ignore_label, progress)
+                                             descriptor.ignore_label, progress,
+                                             files=lambda: split_files(config))
     if num_images == 0:
       raise ValueError(f'--eval_split={config.split}: no images in {config.dataset_dir}')
     scores = confusion.result()

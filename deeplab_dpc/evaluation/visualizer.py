@@ -102,7 +102,8 @@ def visualize_dataset(predict_fn: Callable, dataset, vis_logdir: str, colormap_n
   if also_save_raw_predictions:
     os.makedirs(raw_save_dir, exist_ok=True)
   index = 0
-  for batch in evaluator_lib.iterate_batches(dataset):
+  for batch in evaluator_lib.iterate_batches(dataset,
+                                             lambda: evaluator_lib.split_files(config)):
     predictions = np.asarray(predict_fn(batch['image']))
     images = batch['image'].numpy()
     labels = batch['label'].numpy()[..., 0] if 'label' in batch else None

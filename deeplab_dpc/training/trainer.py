@@ -316,7 +316,13 @@ def _train(config: TrainConfig) -> dict:
   step = start_step
   with _Stop() as stop, writer.as_default():
     while step < config.training_number_of_steps and not stop.requested:
-      batch = inputs.next()
+      try:
+        batch = inputs.next()
+      except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        # A bad record (label values, image bytes) or a corrupt shard: the
+        # user's data, named, not a crash.
+        raise pipeline.read_error(e, lambda: pipeline.split_files(
+            config.dataset_dir, config.train_split, config.dataset)) from None
       metrics = {k: float(v) for k, v in train_step(batch).items()}
       step = int(global_step.numpy())
       if not np.isfinite(metrics['total_loss']):
