@@ -98,6 +98,8 @@ def test_sigkill_then_restart_equals_an_uninterrupted_run(demo_dir, tmp_path):
     (['--train_split=test'], "Unknown split 'test'"),
     (['--tf_initial_checkpoint=/nonexistent/ckpt'], 'no checkpoint at /nonexistent/ckpt'),
     (['--distribution=multi_worker'], 'TF_CONFIG'),
+    (['--base_learning_rate=nan'], '--base_learning_rate must be a finite number, got nan'),
+    (['--label_weights=1,2'], '--label_weights has 2 values but --dataset=demo has 6 classes'),
 ])
 def test_user_mistakes_exit_2(flags, message, demo_dir, tmp_path):
   names = {f.split('=')[0] for f in flags}

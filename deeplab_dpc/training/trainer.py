@@ -12,7 +12,9 @@ where the last save left it.
 
 import dataclasses
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import time
@@ -31,6 +33,7 @@ from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import descriptors
 from deeplab_dpc.data import pipeline
 from deeplab_dpc.data import tfds_source
+from deeplab_dpc.data import tfrecord
 from deeplab_dpc.options import ModelOptions
 from deeplab_dpc.training import losses
 from deeplab_dpc.training import schedules
@@ -122,6 +125,33 @@ class TrainConfig:
     if self.save_interval_steps < 0 or self.save_summaries_steps < 0 or self.log_steps < 1:
       raise ValueError('--save_interval_steps, --save_summaries_steps must be >= 0 and '
                        '--log_steps >= 1')
+    for flag in ('base_learning_rate', 'learning_power', 'learning_rate_decay_factor',
+                 'end_learning_rate', 'slow_start_learning_rate', 'momentum',
+                 'last_layer_gradient_multiplier', 'min_scale_factor', 'max_scale_factor',
+                 'scale_factor_step_size', 'save_interval_secs'):
+      value = getattr(self, flag)
+      if not math.isfinite(value):
+        raise ValueError(f'--{flag} must be a finite number, got {value}')
+    if self.base_learning_rate <= 0:
+      raise ValueError(f'--base_learning_rate must be positive, got {self.base_learning_rate}')
+    self._check_label_weights()
+    if os.path.exists(self.train_logdir) and not os.path.isdir(self.train_logdir):
+      raise ValueError(f'--train_logdir={self.train_logdir} is a file, not a folder')
+
+  def _check_label_weights(self) -> None:
+    weights = self.label_weights
+    if isinstance(weights, (int, float)):
+      weights = [weights]
+    else:
+      weights = list(weights)
+      num_classes = self.model_options.num_classes
+      if len(weights) != num_classes:
+        raise ValueError(f'--label_weights has {len(weights)} values but --dataset='
+                         f'{self.dataset} has {num_classes} classes: give one weight per class '
+                         'or a single weight')
+    bad = [w for w in weights if not (math.isfinite(w) and w >= 0)]
+    if bad:
+      raise ValueError(f'--label_weights must be finite and >= 0, got {bad[0]}')
 
 
 def gradient_multipliers(variable_names, last_layers, last_layer_gradient_multiplier):
@@ -214,6 +244,7 @@ def _train(config: TrainConfig) -> dict:
   options = options.replace(sync_batch_norm=options.fine_tune_batch_norm and num_replicas > 1)
   if not tfds_source.is_tfds_source(config.dataset_dir):
     pipeline.list_files(config.dataset_dir, config.train_split, config.dataset)  # Fail early.
+  check_resume_options(config, options)
   chief = strategies.is_chief(strategy)
 
   with strategy.scope():
@@ -255,7 +286,9 @@ def _train(config: TrainConfig) -> dict:
   input_manager = tf.train.CheckpointManager(
       inputs.checkpoint, os.path.join(config.train_logdir, 'input_state', worker),
       max_to_keep=config.max_to_keep, checkpoint_name='ckpt')
-  _initialise(model, checkpoint, manager, config)
+  remove_interrupted_saves(directory)
+  remove_interrupted_saves(input_manager.directory)
+  manager = _initialise(model, checkpoint, manager, config)
   inputs.restore(input_manager, int(global_step.numpy()))
   if chief:
     fileio.atomic_write(os.path.join(config.train_logdir, OPTIONS_FILE), options.to_json())
@@ -442,15 +475,43 @@ def _save(manager, input_manager, step: int) -> None:
   manager.save(checkpoint_number=step)
 
 
-def _initialise(model, checkpoint, manager, config: TrainConfig) -> None:
-  """Resumes from the run's own checkpoint, else starts from `tf_initial_checkpoint`."""
+def _initialise(model, checkpoint, manager, config: TrainConfig):
+  """Resumes from the run's own checkpoint, else starts from `tf_initial_checkpoint`.
+
+  An unreadable checkpoint (flipped bytes, a missing shard) is moved to
+  `unreadable/` with a warning naming it, and the next newest is tried.
+
+  Returns:
+    The checkpoint manager to save with (a new one when checkpoints moved).
+  """
   if manager.latest_checkpoint:
-    logging.info('Resuming from %s', manager.latest_checkpoint)
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    return
+    restored, unreadable = None, []
+    for path in reversed(manager.checkpoints):
+      try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+      except (tf.errors.DataLossError, tf.errors.NotFoundError,
+              tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
+        reason = tfrecord.error_message(e)
+        logging.warning('Checkpoint %s is unreadable (%s); trying the one before it.',
+                        path, reason)
+        unreadable.append((path, reason))
+        continue
+      restored = path
+      break
+    if unreadable:
+      manager = _set_aside(manager, checkpoint, [p for p, _ in unreadable], restored,
+                           config.max_to_keep)
+    if restored is None:
+      names = '; '.join(f'{os.path.basename(p)} ({r})' for p, r in unreadable)
+      raise ValueError(f'--train_logdir={config.train_logdir}: no readable checkpoint '
+                       f'({names}); they were moved to '
+                       f'{os.path.join(manager.directory, UNREADABLE_DIR)}: start afresh or '
+                       'restore them from a backup')
+    logging.info('Resuming from %s', restored)
+    return manager
   if not config.tf_initial_checkpoint:
     logging.warning('No --tf_initial_checkpoint: the model starts from random weights.')
-    return
+    return manager
   path = config.tf_initial_checkpoint
   if os.path.isdir(path):
     path = tf.train.latest_checkpoint(path) or path
@@ -459,6 +520,110 @@ def _initialise(model, checkpoint, manager, config: TrainConfig) -> None:
   mode = _initial_checkpoint_mode(path, config.initialize_last_layer)
   result = checkpoints.load_checkpoint(model, path, mode=mode)
   logging.info('Initialised %d variables from %s (mode %s)', result['loaded'], path, mode)
+  return manager
+
+
+UNREADABLE_DIR = 'unreadable'
+
+
+def _set_aside(manager, checkpoint, bad_paths, restored, max_to_keep):
+  """Moves unreadable checkpoints' files to `unreadable/`; a manager without them.
+
+  Kept, not deleted: they may be repairable, and they are the user's data.
+  """
+  aside = os.path.join(manager.directory, UNREADABLE_DIR)
+  os.makedirs(aside, exist_ok=True)
+  for path in bad_paths:
+    for name in sorted(os.listdir(manager.directory)):
+      if name == os.path.basename(path) + '.index' or name.startswith(
+          os.path.basename(path) + '.data-'):
+        os.replace(os.path.join(manager.directory, name), os.path.join(aside, name))
+  remaining = [p for p in manager.checkpoints if p not in bad_paths]
+  if restored is not None:
+    tf.compat.v1.train.update_checkpoint_state(manager.directory, restored,
+                                               all_model_checkpoint_paths=remaining)
+  else:
+    os.remove(os.path.join(manager.directory, 'checkpoint'))
+  return tf.train.CheckpointManager(checkpoint, manager.directory, max_to_keep=max_to_keep,
+                                    checkpoint_name='ckpt')
+
+
+# A save killed midway leaves `ckpt-<N>_temp/` (TensorFlow's sharded save).
+_INTERRUPTED_SAVE = re.compile(r'^ckpt-\d+_temp(_[0-9a-f]+)?$')
+
+
+def remove_interrupted_saves(directory: str) -> list[str]:
+  """Removes the `ckpt-<N>_temp/` folders of saves a kill interrupted.
+
+  Called at start, before this run saves anything, so no live save is touched.
+
+  Returns:
+    The folders removed.
+  """
+  if not os.path.isdir(directory):
+    return []
+  removed = []
+  for name in sorted(os.listdir(directory)):
+    path = os.path.join(directory, name)
+    if _INTERRUPTED_SAVE.match(name) and os.path.isdir(path):
+      shutil.rmtree(path)
+      removed.append(path)
+      logging.warning('Removed %s, left by a save that was interrupted.', path)
+  return removed
+
+
+# Model options that shape the variables, what they were trained to compute, or
+# the restored input position (its buffers hold crops of the recorded size): a
+# resumed run must keep them. The others (batch-norm training and decay, weight
+# decay) may change between runs of a logdir.
+_RESUME_FLAGS = {
+    'num_classes': '--dataset (its number of classes)',
+    'crop_size': '--train_crop_size',
+    'model_variant': '--model_variant',
+    'depth_multiplier': '--depth_multiplier',
+    'divisible_by': '--divisible_by',
+    'output_stride': '--output_stride',
+    'atrous_rates': '--atrous_rates',
+    'multi_grid': '--multi_grid',
+    'decoder_output_stride': '--decoder_output_stride',
+    'decoder_use_separable_conv': '--decoder_use_separable_conv',
+    'dense_prediction_cell_config': '--dense_prediction_cell_json (the cell)',
+    'add_image_level_feature': '--add_image_level_feature',
+    'aspp_with_batch_norm': '--aspp_with_batch_norm',
+    'aspp_with_separable_conv': '--aspp_with_separable_conv',
+    'logits_kernel_size': '--logits_kernel_size',
+}
+
+
+def check_resume_options(config: TrainConfig, options: ModelOptions) -> None:
+  """Refuses to resume a logdir's checkpoints with other model flags.
+
+  `model_options.json` is written at the first start; when the logdir holds a
+  checkpoint, the flags that shape the model must match it.
+
+  Raises:
+    ValueError: Naming each differing flag (recorded and given) and the logdir.
+  """
+  path = os.path.join(config.train_logdir, OPTIONS_FILE)
+  if not (os.path.isfile(path) and tf.train.latest_checkpoint(config.train_logdir)):
+    return
+  try:
+    with open(path, encoding='utf-8') as f:
+      recorded = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'--train_logdir: {path} is not readable JSON ({e}); restore it or '
+                     'remove it to resume with the current flags') from None
+  current = options.to_dict()
+  differing = [f'{flag}: {recorded.get(field)!r} in the logdir, {current[field]!r} now'
+               for field, flag in _RESUME_FLAGS.items()
+               if field in recorded and recorded[field] != current[field]]
+  for index, line in enumerate(differing):
+    if line.startswith('--dense_prediction_cell_json'):
+      differing[index] = '--dense_prediction_cell_json: another cell than the logdir\'s'
+  if differing:
+    raise ValueError(f'--train_logdir={config.train_logdir} holds checkpoints of another '
+                     f'model: {"; ".join(differing)}. Resume with the logdir\'s flags or '
+                     'train in a new --train_logdir')
 
 
 def _write_scalars(metrics: dict, learning_rate: float, step: int) -> None:

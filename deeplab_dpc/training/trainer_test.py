@@ -58,6 +58,12 @@ def test_gradient_multipliers_as_the_original():
     (dict(train_batch_size=3), r'--train_batch_size=3 is not divisible by the 2 replicas'),
     (dict(top_k_percent_pixels=0.0), '--top_k_percent_pixels'),
     (dict(mixed_precision='float8'), '--mixed_precision'),
+    (dict(base_learning_rate=float('nan')), '--base_learning_rate must be a finite number'),
+    (dict(base_learning_rate=-0.1), '--base_learning_rate must be positive'),
+    (dict(momentum=float('inf')), '--momentum must be a finite number'),
+    (dict(label_weights=[1.0, 2.0]),
+     '--label_weights has 2 values but --dataset=demo has 6 classes'),
+    (dict(label_weights=[1.0] * 5 + [float('nan')]), '--label_weights must be finite and >= 0'),
 ])
 def test_bad_flags(changes, message, tmp_path):
   config = _config('unused', tmp_path, **changes)
@@ -174,3 +180,71 @@ def test_initial_checkpoint_modes(demo_dir, tmp_path):
                                  model_options=frozen))
   ours = checkpoints.original_names(result['model'])
   np.testing.assert_allclose(np.asarray(ours[name]), backbone[name])
+
+
+def test_train_logdir_that_is_a_file_is_refused(tmp_path):
+  path = tmp_path / 'log'
+  path.write_text('precious')
+  with pytest.raises(ValueError, match=f'--train_logdir={path} is a file, not a folder'):
+    _config('unused', path).validate()
+  assert path.read_text() == 'precious'
+
+
+def _flip_a_byte(prefix):
+  data_file = glob.glob(prefix + '.data-*')[0]
+  with open(data_file, 'rb') as f:
+    data = bytearray(f.read())
+  data[len(data) // 2] ^= 0xFF
+  with open(data_file, 'wb') as f:
+    f.write(bytes(data))
+
+
+def test_unreadable_latest_checkpoint_falls_back_to_the_one_before(demo_dir, tmp_path, caplog):
+  recipe = dict(learning_policy='step', learning_rate_decay_step=100, save_interval_steps=2,
+                save_summaries_steps=0)
+  straight = trainer.train(_config(demo_dir, tmp_path / 'straight', training_number_of_steps=6,
+                                   **recipe))
+  logdir = tmp_path / 'faulty'
+  first = trainer.train(_config(demo_dir, logdir, training_number_of_steps=4, **recipe))
+  _flip_a_byte(first['checkpoint'])
+  # A save killed midway leaves its temporary folder behind.
+  (logdir / 'ckpt-5_temp').mkdir()
+  (logdir / 'ckpt-5_temp' / 'part-00000-of-00001.data-00000-of-00001').write_bytes(b'half')
+  with caplog.at_level('WARNING'):
+    resumed = trainer.train(_config(demo_dir, logdir, training_number_of_steps=6, **recipe))
+  assert any(f'{first["checkpoint"]} is unreadable' in r.getMessage() for r in caplog.records)
+  assert [s for s, _ in resumed['losses']] == [3, 4, 5, 6]  # From ckpt-2.
+  expected, actual = _variables(straight['checkpoint']), _variables(resumed['checkpoint'])
+  for name, value in expected.items():
+    np.testing.assert_array_equal(actual[name], value, err_msg=name)
+  # The unreadable checkpoint is kept aside, not deleted; the interrupted save is gone.
+  assert sorted(p.name for p in (logdir / 'unreadable').iterdir()) == [
+      'ckpt-4.data-00000-of-00001', 'ckpt-4.index']
+  assert not (logdir / 'ckpt-5_temp').exists()
+  assert tf.train.latest_checkpoint(str(logdir)).endswith('ckpt-6')
+
+
+def test_no_readable_checkpoint_is_an_error_naming_them(demo_dir, tmp_path):
+  logdir = tmp_path / 'log'
+  result = trainer.train(_config(demo_dir, logdir, training_number_of_steps=1,
+                                 save_summaries_steps=0))
+  _flip_a_byte(result['checkpoint'])
+  with pytest.raises(ValueError, match=f'--train_logdir={logdir}: no readable checkpoint '
+                     r'\(ckpt-1 \(.*Checksum does not match'):
+    trainer.train(_config(demo_dir, logdir, training_number_of_steps=2))
+  assert (logdir / 'unreadable' / 'ckpt-1.index').exists()
+
+
+def test_resuming_with_other_model_flags_names_each_one(demo_dir, tmp_path):
+  logdir = tmp_path / 'log'
+  trainer.train(_config(demo_dir, logdir, training_number_of_steps=1, save_summaries_steps=0))
+  other = _options(depth_multiplier=0.25, atrous_rates=(6,), crop_size=(49, 49))
+  with pytest.raises(ValueError, match=(
+      f'--train_logdir={logdir} holds checkpoints of another model: --train_crop_size: '
+      r'\[33, 33\] in the logdir, \[49, 49\] now; --depth_multiplier: 0.5 in the logdir, 0.25 '
+      r'now; --atrous_rates: None in the logdir, \[6\] now\. Resume with')):
+    trainer.train(_config(demo_dir, logdir, training_number_of_steps=2, model_options=other))
+  # Flags that do not shape the model may change.
+  resumed = trainer.train(_config(demo_dir, logdir, training_number_of_steps=2,
+                                  model_options=_options(weight_decay=1e-3)))
+  assert resumed['global_step'] == 2
