@@ -470,9 +470,20 @@ class _ReplicaInputs:
 
 
 def _save(manager, input_manager, step: int) -> None:
-  # Input state first: a model checkpoint is only ever newer than its input state.
-  input_manager.save(checkpoint_number=step)
-  manager.save(checkpoint_number=step)
+  """Saves the input position, then the model; a full disk is one line naming the file.
+
+  TensorFlow writes a checkpoint under a temporary name and renames it, so a
+  failed save keeps the previous checkpoint.
+  """
+  try:
+    # Input state first: a model checkpoint is only ever newer than its input state.
+    input_manager.save(checkpoint_number=step)
+    manager.save(checkpoint_number=step)
+  except (OSError, tf.errors.OpError) as e:
+    disk_full = fileio.as_disk_full(e, manager.directory)
+    if disk_full is None:
+      raise
+    raise disk_full from None
 
 
 def _initialise(model, checkpoint, manager, config: TrainConfig):

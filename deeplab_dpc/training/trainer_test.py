@@ -1,5 +1,6 @@
 """The training loop: recipe details, resuming, initialisation, summaries and faults."""
 
+import errno
 import glob
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_dpc import checkpoints
+from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc.data import demo
 from deeplab_dpc.options import ModelOptions
@@ -248,3 +250,29 @@ def test_resuming_with_other_model_flags_names_each_one(demo_dir, tmp_path):
   resumed = trainer.train(_config(demo_dir, logdir, training_number_of_steps=2,
                                   model_options=_options(weight_decay=1e-3)))
   assert resumed['global_step'] == 2
+
+
+class _FullDisk:
+  directory = '/runs/log'
+
+  def save(self, checkpoint_number):
+    raise tf.errors.ResourceExhaustedError(
+        None, None, f'/runs/log/ckpt-{checkpoint_number}_temp/part-00000-of-00001.data-00000-'
+        'of-00001; No space left on device')
+
+
+class _Saved:
+  def __init__(self):
+    self.steps = []
+
+  def save(self, checkpoint_number):
+    self.steps.append(checkpoint_number)
+
+
+def test_disk_full_during_a_save_is_one_line_naming_the_file():
+  inputs = _Saved()
+  with pytest.raises(fileio.DiskFullError) as raised:
+    trainer._save(_FullDisk(), inputs, 7)  # pylint: disable=protected-access
+  assert str(raised.value) == ('no space left on /runs/log/ckpt-7_temp/part-00000-of-00001.'
+                               'data-00000-of-00001')
+  assert raised.value.errno == errno.ENOSPC and inputs.steps == [7]
