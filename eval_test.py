@@ -98,3 +98,13 @@ def test_truncated_shard_is_a_one_line_error_naming_it(tmp_path):
   assert 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith(
       f'error: {shard}: truncated TFRecord file: record ')
+
+
+def test_missing_checkpoint_dir_with_a_count_is_a_one_line_error(tmp_path):
+  missing = tmp_path / 'typo'
+  result = _eval(*TINY_FLAGS, f'--dataset_dir={tmp_path}', f'--checkpoint_dir={missing}',
+                 f'--eval_logdir={tmp_path / "eval"}', '--max_number_of_evaluations=3')
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      f'error: --checkpoint_dir: {missing} does not exist')

@@ -124,6 +124,16 @@ def _selected(names, mode: str, backbone_scope: str) -> set[str]:
   return set(names)
 
 
+class UnreadableCheckpointError(ValueError):
+  """A checkpoint whose files cannot be read (truncated, flipped bytes, a missing shard)."""
+
+
+def _one_line(error) -> str:
+  message = getattr(error, 'message', None) or str(error)
+  message = re.sub(r'\{\{[^}]*\}\}|\[Op:[^\]]*\]', ' ', message)
+  return ' '.join(message.split())
+
+
 def load_checkpoint(model, path: str, mode: str = STRICT,
                     flag: str = 'tf_initial_checkpoint') -> dict:
   """Assigns a checkpoint's values to `model`, matching variables by original name.
@@ -143,6 +153,7 @@ def load_checkpoint(model, path: str, mode: str = STRICT,
 
   Raises:
     FileNotFoundError: no checkpoint at `path`.
+    UnreadableCheckpointError: the files cannot be read (a ValueError).
     ValueError: not a checkpoint, or missing, unexpected or shape-mismatched
       variables (all listed in one message).
   """
@@ -153,7 +164,8 @@ def load_checkpoint(model, path: str, mode: str = STRICT,
   try:
     reader = tf.train.load_checkpoint(path)
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'--{flag}: {path} is not a readable checkpoint ({e})') from None
+    raise UnreadableCheckpointError(f'--{flag}: {path} is not a readable checkpoint '
+                                    f'({_one_line(e)})') from None
   stored = _checkpoint_variables(reader)
   ours = original_names(model)
   wanted = _selected(ours, mode, _backbone_scope(model))
@@ -171,8 +183,18 @@ def load_checkpoint(model, path: str, mode: str = STRICT,
   if missing or mismatched or unexpected:
     raise ValueError(_mismatch_message(path, flag, mode, model, missing, unexpected,
                                        mismatched, stored))
+  # Every value is read before any is assigned: a corrupt tensor (its checksum
+  # fails only when read) leaves the model as it was.
+  values = {}
   for name in sorted(wanted):
-    ours[name].assign(reader.get_tensor(stored[name][0]).astype(np.float32))
+    try:
+      values[name] = reader.get_tensor(stored[name][0])
+    except tf.errors.OpError as e:
+      raise UnreadableCheckpointError(
+          f'--{flag}: checkpoint {path} is unreadable: variable {stored[name][0]}: '
+          f'{_one_line(e)}') from None
+  for name, value in values.items():
+    ours[name].assign(value.astype(np.float32))
   skipped = sorted(set(ours) - wanted)
   if skipped:
     logging.info('Checkpoint %s (%s): %d variables loaded, %d kept their '

@@ -51,9 +51,11 @@ def check_checkpoint_now(max_count: int) -> None:
   """Fails early when a single-shot run has nothing to evaluate (see `watch.run_on_checkpoints`)."""
   if FLAGS.checkpoint_path:
     watch.resolve_checkpoint(FLAGS.checkpoint_path, 'checkpoint_path')
-  elif (max_count == 1 and FLAGS.checkpoint_timeout_secs <= 0
+  else:
+    watch.check_checkpoint_dir(FLAGS.checkpoint_dir, max_count, FLAGS.checkpoint_timeout_secs)
+    if (max_count == 1 and FLAGS.checkpoint_timeout_secs <= 0
         and watch.latest_checkpoint(FLAGS.checkpoint_dir) is None):
-    raise FileNotFoundError(watch.no_checkpoint_message(FLAGS.checkpoint_dir))
+      raise FileNotFoundError(watch.no_checkpoint_message(FLAGS.checkpoint_dir))
 
 
 def crop_size(flag: str) -> list[int]:

@@ -364,19 +364,46 @@ class Evaluator:
       self._writer = None
 
 
+def older_checkpoints(checkpoint_dir: str, path: str) -> list[str]:
+  """The checkpoints of `checkpoint_dir` older than `path`, newest first."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  state = tf.train.get_checkpoint_state(checkpoint_dir)
+  if state is None:
+    return []
+  paths = [p if os.path.isabs(p) else os.path.join(checkpoint_dir, p)
+           for p in state.all_model_checkpoint_paths]
+  if path not in paths:
+    return []
+  return [p for p in reversed(paths[:paths.index(path)]) if os.path.exists(p + '.index')]
+
+
 def run_evaluation_loop(evaluator: Evaluator, checkpoint_dir: str, eval_interval_secs: float = 300,
                         max_number_of_evaluations: int = 0, checkpoint_timeout_secs: float = 0,
                         poll_secs: float = 1.0) -> list[dict]:
   """Evaluates the latest checkpoint of `checkpoint_dir`, then each new one.
 
-  See `watch.run_on_checkpoints` for when it waits and when it stops.
+  See `watch.run_on_checkpoints` for when it waits and when it stops. An
+  unreadable checkpoint (flipped bytes, a missing shard) is reported with a
+  warning naming it, and the newest readable one before it is evaluated.
 
   Returns:
     The results of every evaluation, in order.
   """
+  def evaluate_newest_readable(path, flag):
+    try:
+      return evaluator.evaluate_checkpoint(path, flag=flag)
+    except checkpoints.UnreadableCheckpointError as error:
+      for older in older_checkpoints(checkpoint_dir, path):
+        logging.warning('%s; evaluating the one before it, %s', error, older)
+        try:
+          return evaluator.evaluate_checkpoint(older, flag=flag)
+        except checkpoints.UnreadableCheckpointError as e:
+          error = e
+      raise error from None
+
   try:
     return watch.run_on_checkpoints(
-        evaluator.evaluate_checkpoint, checkpoint_dir, interval_secs=eval_interval_secs,
+        evaluate_newest_readable, checkpoint_dir, interval_secs=eval_interval_secs,
         max_count=max_number_of_evaluations, timeout_secs=checkpoint_timeout_secs,
         poll_secs=poll_secs)
   finally:

@@ -214,3 +214,26 @@ def test_bad_configuration():
     evaluator.EvalConfig('nope', '/x')
   with pytest.raises(ValueError, match='model has 5 classes but --dataset=demo has 6'):
     evaluator.Evaluator(test_util.tiny_options(num_classes=5), evaluator.EvalConfig('demo', '/x'))
+
+
+def test_unreadable_latest_checkpoint_falls_back_with_a_warning(setup, tmp_path, caplog):
+  log_dir = str(tmp_path / 'train')
+  test_util.write_training_checkpoint(setup['model'], log_dir, 1)
+  bad = test_util.write_training_checkpoint(setup['model'], log_dir, 2)
+  data_file = glob.glob(bad + '.data-*')[0]
+  with open(data_file, 'rb') as f:
+    data = bytearray(f.read())
+  data[len(data) // 2] ^= 0xFF
+  with open(data_file, 'wb') as f:
+    f.write(bytes(data))
+  runner = evaluator.Evaluator(setup['options'], _config(setup), show_progress=False)
+  with caplog.at_level('WARNING'):
+    results = evaluator.run_evaluation_loop(runner, log_dir, max_number_of_evaluations=1)
+  assert results[0]['checkpoint'].endswith('ckpt-1') and results[0]['global_step'] == 1
+  assert any(f'--checkpoint_dir: checkpoint {bad} is unreadable' in r.getMessage()
+             and 'evaluating the one before it' in r.getMessage() for r in caplog.records)
+  # Alone, it is a one-line error naming it.
+  os.remove(os.path.join(log_dir, 'ckpt-1.index'))
+  with pytest.raises(ValueError, match=f'--checkpoint_dir: checkpoint {bad} is unreadable: '
+                     'variable .*Checksum does not match'):
+    evaluator.run_evaluation_loop(runner, log_dir, max_number_of_evaluations=1)

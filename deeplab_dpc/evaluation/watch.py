@@ -51,6 +51,29 @@ def resolve_checkpoint(path: str, flag: str) -> str:
   return path
 
 
+def check_checkpoint_dir(checkpoint_dir: str, max_count: int = 0, timeout_secs: float = 0,
+                         flag: str = 'checkpoint_dir') -> None:
+  """Refuses a checkpoint folder that cannot be watched; warns when it does not exist yet.
+
+  Watching forever (`max_count` <= 0) or with a timeout waits for a folder that
+  does not exist yet, with a warning at the start (a mistyped path would
+  otherwise wait silently). With a count and no timeout a missing folder is an
+  error: the user asked for evaluations, not for a wait.
+
+  Raises:
+    FileNotFoundError: A missing folder with a count and no timeout.
+    ValueError: The path is a file.
+  """
+  if os.path.isdir(checkpoint_dir):
+    return
+  if os.path.exists(checkpoint_dir):
+    raise ValueError(f'--{flag}={checkpoint_dir} is a file, not a folder of checkpoints')
+  if max_count > 0 and timeout_secs <= 0:
+    raise FileNotFoundError(no_checkpoint_message(checkpoint_dir, flag))
+  logging.warning('--%s=%s does not exist (yet): waiting for a training run to create it',
+                  flag, checkpoint_dir)
+
+
 def no_checkpoint_message(checkpoint_dir: str, flag: str = 'checkpoint_dir') -> str:
   what = 'does not exist' if not os.path.isdir(checkpoint_dir) else 'holds no checkpoint'
   return (f'--{flag}: {checkpoint_dir} {what} (expected a `checkpoint` index file naming '
@@ -132,10 +155,12 @@ def run_on_checkpoints(fn: Callable[..., dict], checkpoint_dir: str, interval_se
   """Calls `fn(checkpoint_path, flag=flag)` on each new checkpoint of `checkpoint_dir`.
 
   When does it wait? Evaluating once (`max_count=1`) with no `timeout_secs`
-  means "the latest checkpoint, now": no checkpoint is an immediate error. In
-  every other case (watching, or a timeout given) it waits for checkpoints as
-  the original does, up to `timeout_secs` if positive (else forever), logging
-  while it waits. Ending without having evaluated anything is an error too.
+  means "the latest checkpoint, now": no checkpoint is an immediate error. A
+  `checkpoint_dir` that does not exist is an error whenever a count is given
+  without a timeout (see `check_checkpoint_dir`). In every other case
+  (watching, or a timeout given) it waits for checkpoints as the original does,
+  up to `timeout_secs` if positive (else forever), logging while it waits.
+  Ending without having evaluated anything is an error too.
 
   A checkpoint deleted between being found and being read (the trainer's
   `max_to_keep` rotation) is skipped with a warning while watching.
@@ -146,6 +171,7 @@ def run_on_checkpoints(fn: Callable[..., dict], checkpoint_dir: str, interval_se
   Raises:
     FileNotFoundError: naming `flag` when there was nothing to evaluate.
   """
+  check_checkpoint_dir(checkpoint_dir, max_count, timeout_secs, flag)
   if max_count == 1 and timeout_secs <= 0 and latest_checkpoint(checkpoint_dir) is None:
     raise FileNotFoundError(no_checkpoint_message(checkpoint_dir, flag))
   results = []

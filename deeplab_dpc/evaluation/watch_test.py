@@ -143,3 +143,19 @@ def test_run_on_checkpoints_follows_training_and_skips_deleted(tmp_path):
   results = watch.run_on_checkpoints(vanished, str(log), interval_secs=0, max_count=2,
                                      poll_secs=0.01)
   assert [os.path.basename(r['checkpoint']) for r in results] == ['ckpt-3']
+
+
+def test_missing_checkpoint_dir_is_an_error_with_a_count_and_a_warning_when_watching(
+    tmp_path, caplog):
+  missing = str(tmp_path / 'typo')
+  with pytest.raises(FileNotFoundError, match=f'--checkpoint_dir: {missing} does not exist'):
+    watch.run_on_checkpoints(lambda p, flag: p, missing, max_count=3)
+  with caplog.at_level('WARNING'):
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+      watch.run_on_checkpoints(lambda p, flag: p, missing, max_count=0, timeout_secs=0.01,
+                               poll_secs=0.005)
+  assert any(f'--checkpoint_dir={missing} does not exist (yet): waiting' in r.getMessage()
+             for r in caplog.records)
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(ValueError, match='--checkpoint_dir=.*file is a file, not a folder'):
+    watch.check_checkpoint_dir(str(tmp_path / 'file'))
