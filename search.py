@@ -14,6 +14,13 @@ Modes:
   rerank            train the --rerank_top_k best cells as full models, evaluate them,
                     report Spearman's rho between proxy and full scores and the
                     winner (S/rerank.json, S/rerank_winner.json).
+  fidelity          measure how well the proxy task predicts full training: draw
+                    --fidelity_num_cells cells uniformly (--fidelity_cell_seed), score
+                    each with the proxy task and with the re-ranking recipe (the
+                    --rerank_* flags), train --fidelity_noise_cells of them with
+                    --fidelity_noise_seeds seeds for the seed noise; report the
+                    spreads, Spearman's rho and Kendall's tau with bootstrap intervals
+                    (S/fidelity/fidelity.json, fidelity.png). Resumable.
 
 --num_workers=N runs a chief and N worker processes on this machine; with
 KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT set, this process
@@ -33,7 +40,7 @@ from deeplab_dpc.flags import multi_ints
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum('mode', 'search', ['search', 'cache', 'rerank'], 'What to do.')
+flags.DEFINE_enum('mode', 'search', ['search', 'cache', 'rerank', 'fidelity'], 'What to do.')
 flags.DEFINE_string('dataset', 'cityscapes', 'Dataset name (cityscapes, pascal_voc_seg, '
                     'pascal_person_part, demo).')
 flags.DEFINE_string('dataset_dir', None, 'Folder of the dataset TFRecords.')
@@ -99,7 +106,8 @@ flags.DEFINE_integer('max_consecutive_failed_trials', 10,
                      'Stop the search after this many failed trials in a row.')
 
 # Re-ranking.
-flags.DEFINE_integer('rerank_top_k', 3, 'Best proxy cells to train as full models.')
+flags.DEFINE_integer('rerank_top_k', 8, 'Best proxy cells to train as full models (with 3, '
+                     'Spearman\'s rho can only be +-0.5 or +-1; 8 cells rank in 40320 ways).')
 flags.DEFINE_integer('rerank_training_number_of_steps', 30000, 'Full training steps per cell.')
 flags.DEFINE_integer('rerank_train_batch_size', 8, 'Full training batch size.')
 flags.DEFINE_float('rerank_base_learning_rate', 0.01, 'Full training learning rate.')
@@ -109,6 +117,13 @@ flags.DEFINE_multi_string('rerank_eval_crop_size', None,
                           'Evaluation crop (default: the dataset\'s whole image).')
 flags.DEFINE_multi_string('rerank_decoder_output_stride', None,
                           'Decoder of the full models (e.g. 4); unset: none.')
+
+# Proxy fidelity (--mode=fidelity); the full recipe is the re-ranking's.
+flags.DEFINE_integer('fidelity_num_cells', 16, 'N: cells drawn uniformly from the space (>= 3).')
+flags.DEFINE_integer('fidelity_cell_seed', 0, 'Seed of the cell draw.')
+flags.DEFINE_integer('fidelity_noise_cells', 2, 'How many of the cells are also trained with '
+                     'other seeds, to measure the seed noise of one full training.')
+flags.DEFINE_integer('fidelity_noise_seeds', 3, 'Training seeds of each of those cells.')
 
 
 def _crop_size(values, flag):
@@ -179,6 +194,16 @@ def rerank_config():
       scale_factor_step_size=FLAGS.scale_factor_step_size)
 
 
+def fidelity_config():
+  """The `FidelityConfig` of the flags (work folder `<search_dir>/fidelity`)."""
+  from deeplab_dpc.search import fidelity  # pylint: disable=g-import-not-at-top
+  return fidelity.FidelityConfig(
+      work_dir=os.path.join(FLAGS.search_dir, 'fidelity'), num_cells=FLAGS.fidelity_num_cells,
+      cell_seed=FLAGS.fidelity_cell_seed, num_branches=FLAGS.num_branches,
+      noise_cells=FLAGS.fidelity_noise_cells, noise_seeds=FLAGS.fidelity_noise_seeds,
+      seed=FLAGS.seed)
+
+
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -193,6 +218,13 @@ def main(argv):
     return 0
   config = search_config()
   config.validate()
+  if FLAGS.mode == 'fidelity':
+    from deeplab_dpc.search import fidelity  # pylint: disable=g-import-not-at-top
+    report = fidelity.run_search_fidelity(config, rerank_config(), fidelity_config())
+    print(fidelity.format_report(report))
+    print(json.dumps({'report': os.path.join(fidelity_config().work_dir, fidelity.REPORT_FILE),
+                      'plot': report['plot']}))
+    return 0
   if FLAGS.mode == 'cache':
     manifest = study.ensure_cache(config)
     print(json.dumps({'cache_dir': config.resolved_cache_dir,

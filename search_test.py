@@ -86,3 +86,45 @@ def test_missing_dataset(tmp_path):
   result = _run('--dataset=cityscapes', f'--dataset_dir={tmp_path}', f'--search_dir={tmp_path}',
                 '--mode=cache')
   assert result.returncode == 2 and 'No TFRecord files' in result.stderr
+
+
+def _fidelity(data_dir, search_dir, *extra):
+  return _run('--mode=fidelity', '--dataset=demo', f'--dataset_dir={data_dir}',
+              f'--search_dir={search_dir}', '--model_variant=mobilenet_v2',
+              '--depth_multiplier=0.5', '--train_crop_size=33,33',
+              '--proxy_training_number_of_steps=5', '--proxy_batch_norm_decay=0.9',
+              '--rerank_training_number_of_steps=3', '--rerank_train_batch_size=2',
+              '--fidelity_num_cells=3', '--fidelity_noise_cells=0', *extra)
+
+
+def test_fidelity_mode_reports_and_resumes_without_retraining(data_dir, tmp_path):
+  search_dir = tmp_path / 'S'
+  first = _fidelity(data_dir, search_dir)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert 'Spearman rho' in first.stdout and 'fidelity 6/6' in first.stderr
+  work = search_dir / 'fidelity'
+  with open(work / 'fidelity.json', encoding='utf-8') as f:
+    report = json.load(f)
+  assert len(report['proxy_scores']) == len(report['full_scores']) == len(report['cells']) == 3
+  assert all(0.0 <= s <= 1.0 for s in report['proxy_scores'] + report['full_scores'])
+  for cell in report['cells']:
+    search_space.check_in_search_space(cell)
+  # Seed noise is measured in fidelity_test.py; three real trainings keep this short.
+  assert report['seed_noise_std'] is None and report['seed_noise'] == {}
+  assert 0.0 <= report['chance_score'] <= 1.0
+  assert os.path.isfile(work / 'fidelity.png')
+  # Every result is on disk: a second run trains nothing.
+  second = _fidelity(data_dir, search_dir)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert second.stderr.count('done before') == 6
+  with open(work / 'fidelity.json', encoding='utf-8') as f:
+    assert json.load(f)['full_scores'] == report['full_scores']
+  # Another cell draw in the same folder is refused, naming the flag.
+  other = _fidelity(data_dir, search_dir, '--fidelity_cell_seed=3')
+  assert other.returncode == 2 and '--fidelity_cell_seed' in other.stderr
+
+
+def test_fidelity_needs_three_cells(data_dir, tmp_path):
+  result = _fidelity(data_dir, tmp_path / 'S', '--fidelity_num_cells=2')
+  assert result.returncode == 2 and '--fidelity_num_cells must be >= 3' in result.stderr
+  assert not os.path.exists(tmp_path / 'S' / 'feature_cache')  # Refused before any work.

@@ -14,13 +14,12 @@ import dataclasses
 import json
 import math
 import os
-from typing import Sequence
-
 from absl import logging
 
 from deeplab_dpc import cell as cell_lib
 from deeplab_dpc import fileio
 from deeplab_dpc.search import records
+from deeplab_dpc.search import statistics
 
 REPORT_FILE = 'rerank.json'
 WINNER_FILE = 'rerank_winner.json'
@@ -30,44 +29,6 @@ RESULT_FILE = 'result.json'
 # Evaluation crops that hold a whole image of each dataset (`--rerank_eval_crop_size`).
 _DEFAULT_EVAL_CROP = {'cityscapes': (1025, 2049), 'pascal_voc_seg': (513, 513),
                       'pascal_person_part': (513, 513), 'demo': (129, 129)}
-
-
-def average_ranks(values: Sequence[float]) -> list[float]:
-  """1-based ranks of `values`, ties sharing the average of their ranks."""
-  order = sorted(range(len(values)), key=lambda i: values[i])
-  ranks = [0.0] * len(values)
-  i = 0
-  while i < len(order):
-    j = i
-    while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-      j += 1
-    for k in range(i, j + 1):
-      ranks[order[k]] = (i + j) / 2.0 + 1.0
-    i = j + 1
-  return ranks
-
-
-def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
-  """Spearman's rank correlation (Pearson's r of average ranks, so ties are handled).
-
-  Returns:
-    rho in [-1, 1]; NaN with fewer than 2 pairs or when either side is constant.
-
-  Raises:
-    ValueError: if x and y differ in length.
-  """
-  if len(x) != len(y):
-    raise ValueError(f'spearman_rho: {len(x)} vs {len(y)} values')
-  if len(x) < 2:
-    return math.nan
-  rx, ry = average_ranks(x), average_ranks(y)
-  mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-  cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-  vx = sum((a - mx) ** 2 for a in rx)
-  vy = sum((b - my) ** 2 for b in ry)
-  if vx == 0 or vy == 0:
-    return math.nan
-  return cov / math.sqrt(vx * vy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +53,7 @@ class RerankConfig:
       short re-rank runs need a faster one).
     min_scale_factor, max_scale_factor, scale_factor_step_size: Training
       augmentation (the original's flags).
+    log_steps: Steps between training console lines (and summaries).
   """
   search_dir: str
   dataset: str
@@ -115,10 +77,11 @@ class RerankConfig:
   min_scale_factor: float = 0.5
   max_scale_factor: float = 2.0
   scale_factor_step_size: float = 0.25
+  log_steps: int = 100
 
 
 def _libraries():
-  """The lead's trainer and the evaluator, or a clear error if they are missing."""
+  """The trainer and the evaluator, or a clear error if they are missing."""
   try:
     from deeplab_dpc.evaluation import evaluator  # pylint: disable=g-import-not-at-top
     from deeplab_dpc.training import trainer  # pylint: disable=g-import-not-at-top
@@ -130,8 +93,19 @@ def _libraries():
 
 
 def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
-  """Trains one cell as a full model in `workdir` and evaluates it; returns the metrics."""
+  """Trains one cell as a full model in `workdir` and evaluates it; returns the metrics.
+
+  The one "train a cell, then evaluate" path: re-ranking, the fidelity study and
+  the demo's final models all train cells through it. Training resumes from
+  `workdir/train`; evaluation writes `workdir/eval/metrics.json`.
+
+  Returns:
+    {'miou', 'pixel_accuracy', 'per_class_iou', 'class_names', 'checkpoint',
+     'global_step'}.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
   trainer, evaluator = _libraries()
+  keras.backend.clear_session()  # Each cell is a new model; keep memory flat.
   from deeplab_dpc import options as options_lib  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   descriptor = descriptors.get_dataset_descriptor(config.dataset)
@@ -155,6 +129,8 @@ def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
       min_scale_factor=config.min_scale_factor, max_scale_factor=config.max_scale_factor,
       scale_factor_step_size=config.scale_factor_step_size,
       tf_initial_checkpoint=config.tf_initial_checkpoint or None, seed=config.seed,
+      log_steps=min(config.log_steps, config.training_number_of_steps),
+      save_summaries_steps=min(config.log_steps, config.training_number_of_steps),
       save_interval_secs=600)
   trained = trainer.train(train_config)
   # The cell's pooling kernels keep the training crop's size on whole images, as the
@@ -168,6 +144,7 @@ def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
       eval_logdir=os.path.join(workdir, 'eval'), show_progress=False,
   ).evaluate_checkpoint(trained['checkpoint'])
   return {'miou': float(result['miou']), 'pixel_accuracy': float(result['pixel_accuracy']),
+          'per_class_iou': result['per_class_iou'], 'class_names': list(descriptor.class_names),
           'checkpoint': trained['checkpoint'], 'global_step': int(trained['global_step'])}
 
 
@@ -180,7 +157,9 @@ def run_rerank(config: RerankConfig, train_fn=None) -> dict:
       `train_and_evaluate` (tests pass a stand-in).
 
   Returns:
-    {'cells': [...], 'spearman_rho', 'winner', 'proxy_winner'}.
+    {'cells': [...], 'num_cells', 'spearman_rho', 'spearman_rho_interval' (90%
+     bootstrap over the re-ranked cells; with 3 cells rho can only be +-0.5 or +-1),
+     'winner', 'proxy_winner'}.
 
   Raises:
     ValueError: no completed trials or a bad --rerank_top_k.
@@ -214,11 +193,16 @@ def run_rerank(config: RerankConfig, train_fn=None) -> dict:
   by_full = sorted(rows, key=lambda r: (-r['full_miou'], r['proxy_rank']))
   for full_rank, row in enumerate(by_full, 1):
     row['full_rank'] = full_rank
-  rho = spearman_rho([r['proxy_score'] for r in rows], [r['full_miou'] for r in rows])
+  proxy_scores = [r['proxy_score'] for r in rows]
+  full_scores = [r['full_miou'] for r in rows]
+  rho = statistics.spearman_rho(proxy_scores, full_scores)
+  interval = statistics.bootstrap_interval(statistics.spearman_rho, proxy_scores, full_scores)
   winner = by_full[0]
   report = {
       'cells': rows,
+      'num_cells': len(rows),
       'spearman_rho': None if math.isnan(rho) else rho,
+      'spearman_rho_interval': [None if math.isnan(v) else v for v in interval],
       'winner': {k: winner[k] for k in ('hash', 'proxy_score', 'full_miou', 'proxy_rank')},
       'proxy_winner': {k: rows[0][k] for k in ('hash', 'proxy_score', 'full_miou')},
       'winner_cell_file': os.path.join(config.search_dir, WINNER_FILE),

@@ -1,34 +1,16 @@
-"""Re-ranking: Spearman's rho with ties, the report, resume, the real trainer."""
+"""Re-ranking: the report, resume, the real trainer."""
 
 import json
-import math
 import os
 
-import numpy as np
 import pytest
 
 from deeplab_dpc import cell as cell_lib
 from deeplab_dpc.search import records
 from deeplab_dpc.search import rerank
+from deeplab_dpc.search import statistics
 from deeplab_dpc.search import testing
 from deeplab_dpc.training import trainer
-
-
-def test_average_ranks():
-  assert rerank.average_ranks([10, 20, 20, 5]) == [2.0, 3.5, 3.5, 1.0]
-
-
-def test_spearman_rho():
-  assert rerank.spearman_rho([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
-  assert rerank.spearman_rho([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-  # Ties: Pearson's r of average ranks.
-  x, y = [1, 2, 2, 3, 5], [2, 1, 4, 4, 6]
-  expected = np.corrcoef(rerank.average_ranks(x), rerank.average_ranks(y))[0, 1]
-  assert rerank.spearman_rho(x, y) == pytest.approx(expected)
-  assert math.isnan(rerank.spearman_rho([1], [2]))
-  assert math.isnan(rerank.spearman_rho([1, 1], [2, 3]))
-  with pytest.raises(ValueError):
-    rerank.spearman_rho([1, 2], [1])
 
 
 def _hash(i):
@@ -59,7 +41,7 @@ def test_report_winner_and_resume(tmp_path):
   assert [r['proxy_score'] for r in report['cells']] == [0.7, 0.6, 0.5]
   assert report['winner']['hash'] == _hash(2) and report['winner']['full_miou'] == 0.4
   assert report['spearman_rho'] == pytest.approx(
-      rerank.spearman_rho([0.7, 0.6, 0.5], [0.2, 0.4, 0.3]))
+      statistics.spearman_rho([0.7, 0.6, 0.5], [0.2, 0.4, 0.3]))
   assert cell_lib.load_cell(str(tmp_path / rerank.WINNER_FILE))
   with open(tmp_path / rerank.REPORT_FILE) as f:
     assert json.load(f)['winner']['hash'] == _hash(2)
