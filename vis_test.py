@@ -54,3 +54,21 @@ def test_no_checkpoint_is_a_one_line_error(tmp_path):
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith(
       f'error: --checkpoint_dir: {tmp_path} holds no checkpoint')
+
+
+def test_image_larger_than_the_vis_crop_size_names_the_flag(tmp_path):
+  data_dir, log_dir = str(tmp_path / 'data'), str(tmp_path / 'train')
+  test_util.write_demo_split(data_dir, 'val', 1)
+  model = model_lib.build_model(test_util.tiny_options(crop_size=(65, 65)))
+  test_util.write_training_checkpoint(model, log_dir, 3)
+  flags = [f for f in TINY_FLAGS if not f.startswith('--vis_crop_size')]
+  result = _vis(*flags, '--vis_crop_size=65,65', f'--dataset_dir={data_dir}',
+                f'--checkpoint_dir={log_dir}', f'--vis_logdir={tmp_path / "vis"}',
+                '--max_number_of_iterations=1')
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: ') and ('Evaluation image of size 129x129 is larger than the '
+                                         'vis crop size 65x65') in last
+  assert 'raise --vis_crop_size or set --min_resize_value/--max_resize_value' in last
+  assert 'eval_crop_size' not in last

@@ -119,7 +119,8 @@ def build_dataset(dataset_name, dataset_dir, split, *, crop_size, batch_size, is
                   min_scale_factor=0.5, max_scale_factor=2.0, scale_factor_step_size=0.25,
                   seed=None, input_context=None, num_readers=4, repeat=None, shuffle=None,
                   shuffle_buffer_size=100, drop_remainder=None, with_label=True,
-                  tfds_data_dir=None, mean_pixel=constants.MEAN_PIXEL):
+                  tfds_data_dir=None, mean_pixel=constants.MEAN_PIXEL,
+                  crop_size_flag='eval_crop_size'):
   """Builds the input pipeline of one split.
 
   Args:
@@ -154,6 +155,8 @@ def build_dataset(dataset_name, dataset_dir, split, *, crop_size, batch_size, is
       evaluation only).
     tfds_data_dir: tfds data folder for 'tfds:' sources.
     mean_pixel: Image padding value.
+    crop_size_flag: The flag of `crop_size`, named when an evaluation image
+      is larger than it.
 
   Returns:
     tf.data.Dataset of dicts: 'image' float32 [B, H, W, 3] in [0, 255],
@@ -237,7 +240,7 @@ def build_dataset(dataset_name, dataset_dir, split, *, crop_size, batch_size, is
         resize_factor=resize_factor, min_scale_factor=min_scale_factor,
         max_scale_factor=max_scale_factor, scale_factor_step_size=scale_factor_step_size,
         ignore_label=descriptor.ignore_label, is_training=is_training,
-        mean_pixel=mean_pixel, seed=element_seed)
+        mean_pixel=mean_pixel, seed=element_seed, crop_size_flag=crop_size_flag)
     out = {'image': image, 'image_name': sample['image_name'],
            'height': tf.cast(sample['height'], tf.int32),
            'width': tf.cast(sample['width'], tf.int32)}

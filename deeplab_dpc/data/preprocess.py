@@ -219,7 +219,8 @@ def preprocess_image_and_label(image, label, crop_height, crop_width, min_resize
                                max_resize_value=None, resize_factor=None, min_scale_factor=1.,
                                max_scale_factor=1., scale_factor_step_size=0,
                                ignore_label=constants.IGNORE_LABEL, is_training=True,
-                               mean_pixel=constants.MEAN_PIXEL, seed=None):
+                               mean_pixel=constants.MEAN_PIXEL, seed=None,
+                               crop_size_flag='eval_crop_size'):
   """Preprocesses an image and its label, as the original `input_preprocess`.
 
   Order: cast; optional resize to range; (training) random scale; pad
@@ -243,6 +244,8 @@ def preprocess_image_and_label(image, label, crop_height, crop_width, min_resize
     is_training: Whether to apply the random augmentation.
     mean_pixel: Image padding value (the original's `mean_pixel(model_variant)`).
     seed: Optional stateless seed, shape [2], for reproducible augmentation.
+    crop_size_flag: The flag of the crop size, named when an evaluation image
+      does not fit it ('eval_crop_size', 'vis_crop_size').
 
   Returns:
     (original_image, processed_image, label): `original_image` is the input
@@ -280,8 +283,12 @@ def preprocess_image_and_label(image, label, crop_height, crop_width, min_resize
   if not is_training:
     fits = tf.debugging.Assert(
         tf.logical_and(height <= crop_height, width <= crop_width),
-        ['Evaluation image of size', height, width, 'is larger than the eval crop size',
-         crop_height, crop_width, '; raise eval_crop_size or set min/max_resize_value.'])
+        [tf.strings.join([
+            'Evaluation image of size ', tf.strings.as_string(height), 'x',
+            tf.strings.as_string(width),
+            f' is larger than the {crop_size_flag.replace("_crop_size", "")} crop size ',
+            tf.strings.as_string(crop_height), 'x', tf.strings.as_string(crop_width),
+            f'; raise --{crop_size_flag} or set --min_resize_value/--max_resize_value.'])])
     with tf.control_dependencies([fits]):
       height = tf.identity(height)
   target_height = height + tf.maximum(crop_height - height, 0)

@@ -146,14 +146,19 @@ def split_files(config: EvalConfig):
   return pipeline.split_files(config.dataset_dir, config.split, config.dataset)
 
 
-def build_dataset(config: EvalConfig, crop_size: Sequence[int]):
-  """The evaluation pipeline of `config` padded to `crop_size` (unshuffled, one pass)."""
+def build_dataset(config: EvalConfig, crop_size: Sequence[int],
+                  crop_size_flag: str = 'eval_crop_size'):
+  """The evaluation pipeline of `config` padded to `crop_size` (unshuffled, one pass).
+
+  `crop_size_flag` is the flag an image larger than the crop is told to raise.
+  """
   from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   return pipeline.build_dataset(
       config.dataset, config.dataset_dir, config.split, crop_size=tuple(crop_size),
       batch_size=config.batch_size, is_training=False,
       min_resize_value=config.min_resize_value, max_resize_value=config.max_resize_value,
-      resize_factor=config.resize_factor, with_label=config.with_label)
+      resize_factor=config.resize_factor, with_label=config.with_label,
+      crop_size_flag=crop_size_flag)
 
 
 def iterate_batches(dataset, files=None):

@@ -174,7 +174,8 @@ class Visualizer:
     what = f'vis {os.path.basename(checkpoint)}' if checkpoint else 'vis'
     progress = progress_lib.Progress(evaluator_lib.count_examples(self.config), what,
                                      enabled=self.show_progress)
-    dataset = evaluator_lib.build_dataset(self.config, self.options.crop_size)
+    dataset = evaluator_lib.build_dataset(self.config, self.options.crop_size,
+                                          crop_size_flag='vis_crop_size')
     count = visualize_dataset(
         self.predict_fn, dataset, self.vis_logdir, self.colormap_type, self.config,
         also_save_raw_predictions=self.also_save_raw_predictions,
