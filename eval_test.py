@@ -10,6 +10,9 @@ import numpy as np
 from deeplab_dpc import model as model_lib
 from deeplab_dpc import options as options_lib
 from deeplab_dpc.data import demo
+from deeplab_dpc.data import image_io
+from deeplab_dpc.data import shard_writer
+from deeplab_dpc.data import tfrecord
 from deeplab_dpc.evaluation import test_util
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -108,3 +111,21 @@ def test_missing_checkpoint_dir_with_a_count_is_a_one_line_error(tmp_path):
   assert 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith(
       f'error: --checkpoint_dir: {missing} does not exist')
+
+
+def test_garbage_image_bytes_are_a_one_line_error_naming_the_record(tmp_path):
+  data_dir = str(tmp_path / 'data')
+  label = image_io.encode_png(np.zeros((129, 129), np.uint8))
+  records = [b'\xff\xd8\xff' + b'not a jpeg' * 5, b'\x89PNG\r\n\x1a\n' + b'junk' * 5]
+  shard = shard_writer.write_split(
+      data_dir, 'val', records,
+      lambda data: tfrecord.encode_example(data, label, 'x', 129, 129), 1)[0]
+  model = model_lib.build_model(test_util.tiny_options())
+  log_dir = str(tmp_path / 'train')
+  test_util.write_training_checkpoint(model, log_dir, 3)
+  result = _eval(*TINY_FLAGS, f'--dataset_dir={data_dir}', f'--checkpoint_dir={log_dir}',
+                 f'--eval_logdir={tmp_path / "eval"}', '--max_number_of_evaluations=1')
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      f'error: {shard} record 0: not a valid DeepLab example: ')

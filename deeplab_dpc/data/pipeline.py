@@ -72,23 +72,28 @@ def read_error(error, files):
 
   Args:
     error: A `tf.errors.InvalidArgumentError` (a bad record: the pipeline's
-      checks name its file and index) or `tf.errors.DataLossError` (a corrupt
-      record: TensorFlow names no file, so `files` are searched for it).
+      checks name its file and index, the image decoder does not) or
+      `tf.errors.DataLossError` (a corrupt record: TensorFlow names no file).
+      When the message names no record, `files` are searched for it.
     files: The TFRecord files read, a function returning them (called only
-      for a corrupt record), or None (a tfds source).
+      when a search is needed), or None (a tfds source).
 
   Returns:
     A ValueError to raise.
   """
+  message = tfrecord.error_message(error)
+  if isinstance(error, tf.errors.InvalidArgumentError) and ' record ' in message:
+    return ValueError(message)
+  if callable(files):
+    files = files()
   if isinstance(error, tf.errors.DataLossError):
-    if callable(files):
-      files = files()
     found = tfrecord.find_damaged_record(files or [])
-    if found is not None:
-      return found
-    where = f' in one of {len(files)} files' if files else ''
-    return ValueError(f'corrupt input record{where}: {tfrecord.error_message(error)}')
-  return ValueError(tfrecord.error_message(error))
+  else:
+    found = tfrecord.find_undecodable_record(files or [])
+  if found is not None:
+    return found
+  where = f' in one of {len(files)} files' if files else ''
+  return ValueError(f'unreadable input record{where}: {message}')
 
 
 def split_files(dataset_dir, split, dataset_name=None):

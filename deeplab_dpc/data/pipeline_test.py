@@ -229,3 +229,17 @@ def test_corrupt_record_is_named_by_read_error(tmp_path):
                                '(corrupted record at ')
   assert 'function_node' not in str(error) and 'Op:' not in str(error)
   assert '\n' not in str(error)
+
+
+def test_garbage_image_bytes_are_named_by_read_error(tmp_path):
+  garbage = tfrecord.encode_example(
+      b'\x89PNG\r\n\x1a\n' + b'garbage' * 4,
+      image_io.encode_png(np.zeros((6, 6), np.uint8)), 'garbage', 6, 6)
+  shard = _shard(tmp_path, 'val-00000-of-00001.tfrecord', [_record(), garbage])
+  dataset = pipeline.build_dataset('demo', str(tmp_path), 'val', crop_size=9, batch_size=1,
+                                   is_training=False)
+  with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+    list(dataset)
+  assert str(pipeline.read_error(raised.value, lambda: [shard])) == (
+      f'{shard} record 1: not a valid DeepLab example: Invalid PNG. Failed to initialize '
+      'decoder.')

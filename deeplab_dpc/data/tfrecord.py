@@ -381,3 +381,24 @@ def find_damaged_record(paths):
       return ValueError(f'{path} record {index}: truncated or corrupt TFRecord file '
                         f'({error_message(e)})')
   return None
+
+
+def find_undecodable_record(paths):
+  """The error naming the first record of `paths` that does not decode, or None.
+
+  Decodes every record (image and label): meant for when the pipeline's
+  decoder already failed with a message that names no record.
+
+  Args:
+    paths: TFRecord files.
+
+  Returns:
+    A ValueError naming the file and the record, or None.
+  """
+  for path in paths:
+    try:
+      for _ in read_examples(path):
+        pass
+    except ValueError as e:
+      return e
+  return None
