@@ -251,11 +251,12 @@ class ConvBN(keras.layers.Layer):
       bias = offset if bias is None else _float32(bias) * scale + offset
     kernel = ops.cast(kernel, x.dtype)
     bias = None if bias is None else ops.cast(bias, x.dtype)
+    kernel, rate = self._taps_inside(kernel, x, padding)
     if self.depthwise:
       x = ops.depthwise_conv(x, kernel, strides=self.strides, padding=padding,
-                             dilation_rate=self.rate)
+                             dilation_rate=rate)
     else:
-      x = ops.conv(x, kernel, strides=self.strides, padding=padding, dilation_rate=self.rate)
+      x = ops.conv(x, kernel, strides=self.strides, padding=padding, dilation_rate=rate)
     if bias is not None:
       x = _bias_add(x, bias)
     if batch_norm in ('fused_inference', 'fused_training'):
@@ -264,6 +265,27 @@ class ConvBN(keras.layers.Layer):
       x = self.batch_norm(x, training=True)
     activation = ACTIVATIONS[self.activation]
     return x if activation is None else activation(x)
+
+  def _taps_inside(self, kernel, x, padding):
+    """The kernel and rate without the atrous taps that can only read padding.
+
+    With SAME padding and stride 1, a tap at offset (k - centre) * rate lies outside
+    every output's input when rate >= the feature size along that axis, so it only
+    ever multiplies zeros: dropping it changes no value and no gradient of the
+    remaining weights, and saves the space-to-batch atrous kernel (DPC rates up to
+    42 at output stride 8 on 9x9 or 17x17 features would read padding alone).
+    """
+    rate = list(self.rate)
+    if padding != 'same' or self.strides != 1:
+      return kernel, tuple(rate)
+    size = (x.shape[1], x.shape[2])
+    for axis in (0, 1):
+      taps = self.kernel_size[axis]
+      if taps > 1 and taps % 2 and size[axis] is not None and rate[axis] >= size[axis]:
+        centre = (taps - 1) // 2
+        kernel = kernel[centre:centre + 1] if axis == 0 else kernel[:, centre:centre + 1]
+        rate[axis] = 1
+    return kernel, tuple(rate)
 
   def _batch_norm_mode(self, training) -> str | None:
     """How batch norm runs in this call: None, fold, fused_inference, fused_training or keras.

@@ -550,3 +550,32 @@ def test_split_separable_conv_matches_reference():
   y = np.einsum('bhwc,cd->bhwd', y, np.asarray(convs[1].kernel, np.float64)[0, 0])
   y = np.maximum(_np_batch_norm(y, convs[1].batch_norm, 1e-5), 0)
   np.testing.assert_allclose(out, y, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('rate,depthwise', [((9, 1), True), ((3, 12), True), ((10, 10), True),
+                                            ((7, 2), False), ((20, 20), False)])
+def test_atrous_taps_that_read_only_padding_are_dropped_exactly(rate, depthwise, monkeypatch):
+  # 7x9 features: rates >= 7 (rows) or >= 9 (columns) leave only the centre tap inside.
+  x = tf.constant(_rng(3).normal(size=(2, 7, 9, 4)), tf.float32)
+  layer = layers.ConvBN(None if depthwise else 5, 3, rate=rate, use_batch_norm=False,
+                        activation=None)
+  layer(x)
+  layer.kernel.assign(_rng(4).normal(size=layer.kernel.shape))
+  kernel, used = layer._taps_inside(layer.kernel, x, 'same')
+  assert kernel.shape[0] == (1 if rate[0] >= 7 else 3)
+  assert kernel.shape[1] == (1 if rate[1] >= 9 else 3)
+  assert used == tuple(1 if r >= n else r for r, n in zip(rate, (7, 9)))
+
+  def run():
+    with tf.GradientTape() as tape:
+      y = layer(x)
+      loss = tf.reduce_sum(y * y)
+    return y.numpy(), tape.gradient(loss, layer.kernel).numpy()
+
+  fast, fast_grad = run()
+  monkeypatch.setattr(layers.ConvBN, '_taps_inside',
+                      lambda self, kernel, x, padding: (kernel, self.rate))
+  full, full_grad = run()
+  np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-5)
+  # The dropped taps only ever met padding: their gradient is zero either way.
+  np.testing.assert_allclose(fast_grad, full_grad, rtol=1e-5, atol=1e-5)
