@@ -13,7 +13,7 @@ setuptools.setup(
                  'and its architecture search, faithful to the original release.'),
     python_requires='>=3.10',
     packages=setuptools.find_packages(include=['deeplab_dpc', 'deeplab_dpc.*']),
-    package_data={'deeplab_dpc': ['cells/*.json']},
+    package_data={'deeplab_dpc': ['cells/*.json', 'pretrained/demo_backbone/*']},
     install_requires=[
         f'keras=={_KERAS_VERSION}',
         'tensorflow-datasets==4.9.10',

@@ -2,35 +2,38 @@
 
 `run(DemoConfig(...))` chains the library's pieces the way a real project would:
 
-  1. build the demo TFRecords (skipped when present and complete);
-  2. train the backbone: a short DeepLab run of MobileNet-v2 (ASPP-lite head, decoder)
-     so that the cached features mean something; its backbone variables are written
-     as a backbone-only checkpoint that initialises everything after it;
-  3. cache the frozen backbone's output-stride-16 features (the proxy task's input);
-  4. search dense prediction cells on the cached features (random + local search);
-  5. re-rank the best few proxy cells by short full-model trainings;
-  6. train the re-ranked winner as a full model (longer than the re-rank runs);
-  7. train a uniformly random cell with exactly the same recipe, and evaluate both
-     on the demo val split (the comparison the issue asks for);
+  1. build the demo TFRecords (skipped when present and complete), and split the
+     demo training images into a fit part and a held-out part for the search;
+  2. check the pretrained backbone (`demo_backbone.PRETRAINED_CHECKPOINT`, shipped:
+     MobileNet-v2 x0.5 trained at output stride 8 on a separate set of demo scenes,
+     the role the paper's COCO-pretrained MobileNet-v2 plays);
+  3. cache its frozen output-stride-8 features of the fit and held-out images;
+  4. search dense prediction cells on the cached features (random + local search),
+     each scored on the held-out images;
+  5. re-rank the best few proxy cells by full-model trainings scored on the held-out
+     images (`rerank.train_and_evaluate`: the one full training recipe);
+  6. train the re-ranked winner with the same recipe on all demo training images,
+     with several training seeds (the seed noise of one training);
+  7. train uniformly random cells with exactly the same recipe, seed and
+     initialisation, and evaluate everything on the demo val split, which nothing
+     before this stage has seen;
   8. export the winner as a SavedModel;
   9. segment a demo val image with it and write a coloured PNG.
 
 Every stage logs a `[k/9]` banner and its time; training, caching and the search log
 their own progress. Re-running with the same output folder reuses what is done:
 training resumes from its checkpoints, the cache and the search resume, finished
-re-rank and evaluation results are read back.
+trainings' results are read back.
 
-The full size fits in 15 minutes on 2 CPU cores; `reduced=True` is the CI size
-(every stage tiny). Layout of `output_dir`:
+`reduced=True` is the CI size (every stage tiny). Layout of `output_dir`:
 
   data/                         demo TFRecords
-  rerank_data/                  the demo training images again, split for re-ranking:
+  rerank_data/                  the demo training images again, split for the search:
                                 train (fit) and val (the last N, held out)
-  backbone/train/               stage 2's logdir (checkpoints, TensorBoard)
-  backbone/backbone.ckpt*       its backbone variables alone (mode backbone)
   search/                       the study: trials.jsonl, best_cells/, tensorboard/,
                                 feature_cache/, rerank/, rerank.json, rerank_winner.json
-  winner/ random/               cell.json, train/ (checkpoints), eval/ (metrics.json)
+  winner/                       cell.json, seed<S>/ (train/ checkpoints, eval/ metrics)
+  random/<k>_<hash8>/           cell.json, train/, eval/ of each random cell
   saved_model/                  the winner, serving_default
   pictures/                     input image, ground truth, coloured prediction
   summary.json                  every path and number below
@@ -46,6 +49,7 @@ from typing import Any, Callable
 from absl import logging
 
 from deeplab_dpc import cell as cell_lib
+from deeplab_dpc import demo_backbone
 from deeplab_dpc import fileio
 from deeplab_dpc import search_space
 from deeplab_dpc.data import descriptors
@@ -53,19 +57,20 @@ from deeplab_dpc.data import descriptors
 DATASET = 'demo'
 NUM_STAGES = 9
 SUMMARY_FILE = 'summary.json'
-# Re-ranking's data: the demo training images split into fit / held-out parts.
+RESULT_FILE = 'result.json'
+# The search's data: the demo training images split into fit / held-out parts.
 RERANK_DATA_DIR = 'rerank_data'
-BACKBONE_CHECKPOINT = 'backbone.ckpt'
 # The demo val split, always answering "background": IoU ~0.85 for one class of six.
 CHANCE_MIOU = 0.142
-# Every model of the demo: MobileNet-v2 at half width. Output stride 8 with a
-# decoder at stride 4 learns the demo's small shapes best (training/learning_test.py).
-MODEL_VARIANT = 'mobilenet_v2'
-DEPTH_MULTIPLIER = 0.5
-TRAIN_OUTPUT_STRIDE = 8
+# Every model of the demo: the pretrained backbone's MobileNet-v2 at half width,
+# output stride 8, with a decoder at stride 4 for the demo's small shapes.
+MODEL_VARIANT = demo_backbone.MODEL_VARIANT
+DEPTH_MULTIPLIER = demo_backbone.DEPTH_MULTIPLIER
+TRAIN_OUTPUT_STRIDE = demo_backbone.OUTPUT_STRIDE
 DECODER_OUTPUT_STRIDE = (4,)
-# The proxy task runs on features at the paper's output stride.
-SEARCH_OUTPUT_STRIDE = 16
+# The proxy task reads the features at the stride the backbone was pretrained at:
+# 17x17 on whole demo images, where the space's rates and pooling grids differ.
+SEARCH_OUTPUT_STRIDE = demo_backbone.OUTPUT_STRIDE
 # The original's batch-norm decays (0.9997) leave the moving statistics near their
 # initial values after a few hundred steps; evaluation uses them, so short runs
 # need a fast decay.
@@ -81,16 +86,19 @@ class DemoConfig:
   Attributes:
     output_dir: Where every artefact goes (`--output_dir`).
     reduced: The CI size (`--reduced`): every stage tiny.
-    seed: Seeds training, the search, the random cell and the proxy task (`--seed`).
-    backbone_steps: Training steps of stage 2.
+    seed: Seeds training, the search, the random cells and the proxy task (`--seed`).
+    backbone_checkpoint: The pretrained backbone (`--backbone_checkpoint`; '' = the
+      shipped one).
     train_crop_size: Crop of every full-model training (k * 8 + 1 on each side).
     train_batch_size: Batch of every full-model training.
     base_learning_rate: Poly learning rate of every full-model training.
     min_scale_factor, max_scale_factor: Training augmentation scales.
-    cache_crop_size: Crop of the feature cache (k * 16 + 1; 129 = whole images).
+    full_steps: Steps of every full-model training (re-ranking, winner, random
+      cells, the fidelity benchmark): one recipe.
+    cache_crop_size: Crop of the feature cache (k * 8 + 1; 129 = whole images).
     cache_augmentation_copies: K augmented copies of each cached training image.
-    cache_max_train_examples: Cache only the first N training images (0: all).
-    cache_max_eval_examples: Cache only the first N val images (0: all).
+    cache_max_train_examples: Cache only the first N fit images (0: all).
+    cache_max_eval_examples: Cache only the first N held-out images (0: all).
     search_trials: Trials of the search.
     num_branches: B, branches of a cell.
     proxy_steps: Proxy training steps per trial.
@@ -99,36 +107,38 @@ class DemoConfig:
     proxy_upsample_logits: The proxy loss on logits upsampled to the label size
       (the original's default) or, False, on labels downsampled to the logits.
     rerank_top_k: Proxy cells trained as full models in stage 5.
-    rerank_steps: Full training steps per re-ranked cell.
     rerank_holdout_examples: The last N demo training images are held out: the
-      re-ranked cells train on the others and are scored on these, never on the
-      val split that the final comparison reports.
-    final_steps: Training steps of the winner and of the random cell (stage 6, 7).
+      proxy task and re-ranking score cells on these, never on the val split
+      that the final comparison reports.
+    num_random_cells: Uniformly random cells trained alike for comparison.
+    noise_seeds: Training seeds of the winner (seed, seed + 1, ...): their spread
+      is the seed noise the comparison is read against.
     log_steps: Steps between training console lines.
   """
   output_dir: str
   reduced: bool = False
   seed: int = 0
-  backbone_steps: int = 400
+  backbone_checkpoint: str = ''
   train_crop_size: tuple[int, int] = (65, 65)
   train_batch_size: int = 8
   base_learning_rate: float = 0.05
   min_scale_factor: float = 0.75
   max_scale_factor: float = 1.25
+  full_steps: int = 200
   cache_crop_size: tuple[int, int] = (129, 129)
   cache_augmentation_copies: int = 2
   cache_max_train_examples: int = 0
   cache_max_eval_examples: int = 0
-  search_trials: int = 30
+  search_trials: int = 16
   num_branches: int = search_space.DEFAULT_NUM_BRANCHES
-  proxy_steps: int = 150
+  proxy_steps: int = 100
   proxy_batch_size: int = 8
   proxy_learning_rate: float = 0.1
   proxy_upsample_logits: bool = False
   rerank_top_k: int = 3
-  rerank_steps: int = 400
   rerank_holdout_examples: int = 64
-  final_steps: int = 700
+  num_random_cells: int = 3
+  noise_seeds: int = 2
   log_steps: int = 50
 
   @classmethod
@@ -148,18 +158,24 @@ class DemoConfig:
     config.validate()
     return config
 
+  @property
+  def resolved_backbone_checkpoint(self) -> str:
+    return self.backbone_checkpoint or demo_backbone.PRETRAINED_CHECKPOINT
+
   def validate(self) -> None:
-    """Raises ValueError naming the first bad field (flag names for the CLI's three)."""
+    """Raises ValueError naming the first bad field (flag names for the CLI's)."""
     if not self.output_dir:
       raise ValueError('--output_dir is required')
     if self.seed < 0:
       raise ValueError(f'--seed must be >= 0, got {self.seed}')
-    for name in ('backbone_steps', 'search_trials', 'proxy_steps', 'rerank_top_k',
-                 'rerank_steps', 'final_steps', 'train_batch_size', 'proxy_batch_size',
-                 'cache_augmentation_copies', 'num_branches', 'log_steps',
-                 'rerank_holdout_examples'):
+    for name in ('search_trials', 'proxy_steps', 'rerank_top_k', 'full_steps',
+                 'train_batch_size', 'proxy_batch_size', 'cache_augmentation_copies',
+                 'num_branches', 'log_steps', 'rerank_holdout_examples', 'num_random_cells'):
       if int(getattr(self, name)) < 1:
         raise ValueError(f'DemoConfig.{name} must be >= 1, got {getattr(self, name)}')
+    if int(self.noise_seeds) < 2:
+      raise ValueError(f'DemoConfig.noise_seeds must be >= 2 (a spread needs two runs), got '
+                       f'{self.noise_seeds}')
     for name, stride in (('train_crop_size', TRAIN_OUTPUT_STRIDE),
                          ('cache_crop_size', SEARCH_OUTPUT_STRIDE)):
       size = getattr(self, name)
@@ -174,12 +190,12 @@ class DemoConfig:
                        f'images {EVAL_CROP_SIZE}')
 
 
-# The CI size: every stage runs, each a few seconds. The backbone still needs a
-# couple of hundred steps for the winner to beat "always background" reliably.
+# The CI size: every stage runs, each a few seconds; the pretrained backbone lets
+# even these short trainings beat "always background".
 _REDUCED_SIZES = dict(
-    backbone_steps=150, cache_crop_size=(65, 65), cache_augmentation_copies=1,
-    cache_max_train_examples=64, cache_max_eval_examples=32, search_trials=3,
-    proxy_steps=20, rerank_top_k=1, rerank_steps=20, final_steps=60, log_steps=20)
+    cache_crop_size=(65, 65), cache_augmentation_copies=1, cache_max_train_examples=64,
+    cache_max_eval_examples=32, search_trials=3, proxy_steps=20, rerank_top_k=1,
+    full_steps=40, num_random_cells=1, noise_seeds=2, log_steps=20)
 
 
 class _Stages:
@@ -219,7 +235,8 @@ def _demo_split_complete(data_dir: str, sizes: dict | None = None) -> bool:
   """Whether `data_dir` holds both demo splits with every example (or `sizes`)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
-  for split, size in (sizes or descriptors.DEMO.splits_to_sizes).items():
+  sizes = sizes or {split: descriptors.DEMO.splits_to_sizes[split] for split in ('train', 'val')}
+  for split, size in sizes.items():
     try:
       files = pipeline.list_files(data_dir, split, DATASET)
     except FileNotFoundError:
@@ -240,7 +257,7 @@ def build_data(data_dir: str) -> dict:
     logging.info('Demo TFRecords already complete in %s: skipped', data_dir)
   else:
     demo.build(data_dir)
-  return dict(descriptors.DEMO.splits_to_sizes)
+  return {split: descriptors.DEMO.splits_to_sizes[split] for split in ('train', 'val')}
 
 
 def rerank_split_sizes(holdout: int) -> dict:
@@ -270,7 +287,7 @@ def build_rerank_data(rerank_data_dir: str, holdout: int) -> dict:
   return sizes
 
 
-# -- Full-model training and evaluation (stages 2, 5, 6, 7).
+# -- Full-model training and evaluation (stages 5, 6, 7).
 
 def model_options(config: DemoConfig, cell=None, crop_size=None):
   """The demo's model: MobileNet-v2 (x0.5), OS 8, decoder; a DPC head when `cell` is given.
@@ -290,45 +307,33 @@ def model_options(config: DemoConfig, cell=None, crop_size=None):
   return options_lib.ModelOptions.create(**kwargs)
 
 
-def train_model(config: DemoConfig, data_dir: str, train_logdir: str, steps: int, cell=None,
-                initial_checkpoint: str | None = None) -> dict:
-  """One full-model training with the demo recipe (resumes from `train_logdir`).
+def full_recipe(config: DemoConfig, data_dir: str, search_dir: str = ''):
+  """The demo's one full training recipe, as a `rerank.RerankConfig`.
 
-  Every cell (re-ranked, winner, random) gets exactly this recipe, the same seed
-  and the same backbone initialisation, so they differ only by their cell.
+  Re-ranking (on the re-ranking data), the winner and the random cells (on the demo
+  data) and the fidelity benchmark all train cells with it: the same steps, batch,
+  learning rate, batch-norm decay, augmentation and backbone initialisation, so
+  cells differ only by their cell (and the seed, where it is varied on purpose).
   """
-  from deeplab_dpc.training import trainer  # pylint: disable=g-import-not-at-top
-  return trainer.train(trainer.TrainConfig(
-      dataset=DATASET, dataset_dir=data_dir, train_logdir=train_logdir,
-      model_options=model_options(config, cell), train_batch_size=config.train_batch_size,
-      training_number_of_steps=steps, base_learning_rate=config.base_learning_rate,
-      min_scale_factor=config.min_scale_factor, max_scale_factor=config.max_scale_factor,
-      tf_initial_checkpoint=initial_checkpoint, seed=config.seed,
-      log_steps=min(config.log_steps, steps), save_summaries_steps=min(config.log_steps, steps),
-      save_interval_secs=300))
-
-
-def evaluate_model(config: DemoConfig, data_dir: str, checkpoint: str, eval_logdir: str,
-                   cell=None) -> tuple[dict, Any]:
-  """Evaluates a checkpoint on whole demo val images; returns (metrics, the model)."""
-  from deeplab_dpc.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-  runner = evaluator.Evaluator(
-      model_options(config, cell, crop_size=EVAL_CROP_SIZE),
-      evaluator.EvalConfig(dataset=DATASET, dataset_dir=data_dir, split='val'),
-      eval_logdir=eval_logdir)
-  try:
-    result = runner.evaluate_checkpoint(checkpoint)
-  finally:
-    runner.close()
-  return result, runner.model
+  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
+  return rerank.RerankConfig(
+      search_dir=search_dir, dataset=DATASET, dataset_dir=data_dir, model_variant=MODEL_VARIANT,
+      depth_multiplier=DEPTH_MULTIPLIER, output_stride=TRAIN_OUTPUT_STRIDE,
+      train_crop_size=tuple(config.train_crop_size),
+      tf_initial_checkpoint=config.resolved_backbone_checkpoint, top_k=config.rerank_top_k,
+      training_number_of_steps=config.full_steps, train_batch_size=config.train_batch_size,
+      base_learning_rate=config.base_learning_rate, eval_crop_size=EVAL_CROP_SIZE,
+      decoder_output_stride=DECODER_OUTPUT_STRIDE, seed=config.seed,
+      batch_norm_decay=BATCH_NORM_DECAY, min_scale_factor=config.min_scale_factor,
+      max_scale_factor=config.max_scale_factor, log_steps=config.log_steps)
 
 
 def write_backbone_checkpoint(model, prefix: str) -> str:
   """Writes the backbone's variables alone, in our checkpoint format.
 
   A checkpoint without `logits/` is what the trainer loads in mode `backbone`
-  (the role an ImageNet checkpoint plays for a real dataset); the full stage-2
-  checkpoint would be loaded strictly and fail on the DPC model's other head.
+  (the role an ImageNet checkpoint plays for a real dataset); a full checkpoint
+  would be loaded strictly and fail on a DPC model's other head.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab_dpc import checkpoints  # pylint: disable=g-import-not-at-top
@@ -347,67 +352,64 @@ def _read_json(path: str) -> dict | None:
     return json.load(f)
 
 
-def _train_and_evaluate_cell(config: DemoConfig, data_dir: str, backbone: str, workdir: str,
-                             steps: int, cell) -> dict:
-  """Trains `cell` in `workdir/train`, evaluates in `workdir/eval`; reuses a finished run.
+def train_and_evaluate_cell(recipe, cell, workdir: str, seed: int) -> dict:
+  """`rerank.train_and_evaluate` with training seed `seed`; reuses a finished result.
 
-  Training reads `data_dir`'s train split and evaluation its val split: the demo's
-  for the final models, the re-ranking data (`build_rerank_data`) for re-ranking.
+  Training reads the recipe's data train split and evaluation its val split: the
+  demo's for the final models, the re-ranking data for re-ranking.
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  keras.backend.clear_session()  # Each model is new; keep memory flat over the stages.
-  metrics_path = os.path.join(workdir, 'eval', 'metrics.json')
-  previous = _read_json(metrics_path)
-  if previous and previous.get('global_step') == steps:
-    logging.info('%s: trained and evaluated before (step %d), mIOU %.4f', workdir, steps,
-                 previous['miou'])
+  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
+  result_path = os.path.join(workdir, RESULT_FILE)
+  previous = _read_json(result_path)
+  if previous and previous.get('global_step') == recipe.training_number_of_steps:
+    logging.info('%s: trained and evaluated before (step %d), mIOU %.4f', workdir,
+                 previous['global_step'], previous['miou'])
     return previous
-  trained = train_model(config, data_dir, os.path.join(workdir, 'train'), steps, cell, backbone)
-  result, _ = evaluate_model(config, data_dir, trained['checkpoint'],
-                             os.path.join(workdir, 'eval'), cell)
+  result = rerank.train_and_evaluate(dataclasses.replace(recipe, seed=seed), cell, workdir)
+  fileio.atomic_write(result_path, json.dumps(result, indent=1))
   return result
 
 
 # -- The stages.
 
-def _stage_backbone(config: DemoConfig, data_dir: str) -> dict:
-  """Stage 2: trains the backbone, writes its backbone-only checkpoint, evaluates it."""
-  workdir = os.path.join(config.output_dir, 'backbone')
-  prefix = os.path.join(workdir, BACKBONE_CHECKPOINT)
-  trained = train_model(config, data_dir, os.path.join(workdir, 'train'), config.backbone_steps)
-  # Rewriting an existing file would change the feature cache's fingerprint check only
-  # if the values changed; skipping it keeps a resumed demo's cache and study valid.
-  if not os.path.exists(prefix + '.index') or trained['losses']:
-    write_backbone_checkpoint(trained['model'], prefix)
-  metrics_path = os.path.join(workdir, 'eval', 'metrics.json')
-  result = _read_json(metrics_path)
-  if not result or result.get('global_step') != trained['global_step']:
-    result, _ = evaluate_model(config, data_dir, trained['checkpoint'],
-                               os.path.join(workdir, 'eval'))
-  return {'checkpoint': trained['checkpoint'], 'backbone_checkpoint': prefix,
-          'train_logdir': os.path.join(workdir, 'train'), 'miou': float(result['miou'])}
+def _stage_backbone(config: DemoConfig) -> dict:
+  """Stage 2: the pretrained backbone loads into the demo model; its provenance."""
+  path = demo_backbone.check_backbone_checkpoint(config.resolved_backbone_checkpoint,
+                                                 'backbone_checkpoint')
+  provenance = _read_json(os.path.join(os.path.dirname(path), demo_backbone.PROVENANCE_FILE))
+  if provenance:
+    logging.info('Pretrained backbone %s: %d steps on %d demo pretraining scenes, its own '
+                 'model scores %.4f mIOU on demo val', path, provenance['global_step'],
+                 provenance['data']['examples'], provenance['demo_val_miou'])
+  return {'backbone_checkpoint': path,
+          'miou': provenance['demo_val_miou'] if provenance else None}
 
 
-def cache_config(config: DemoConfig, data_dir: str, backbone: str):
-  """The feature cache of the search: the frozen stage-2 backbone at output stride 16."""
+def cache_config(config: DemoConfig, data_dir: str):
+  """The feature cache of the search: the frozen pretrained backbone at output stride 8.
+
+  `data_dir` is the re-ranking data: the proxy trains on the fit images and is
+  scored on the held-out ones, never on demo val.
+  """
   from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
   return feature_cache.CacheConfig(
       dataset=DATASET, dataset_dir=data_dir, crop_size=tuple(config.cache_crop_size),
       model_variant=MODEL_VARIANT, depth_multiplier=DEPTH_MULTIPLIER,
-      output_stride=SEARCH_OUTPUT_STRIDE, tf_initial_checkpoint=backbone,
+      output_stride=SEARCH_OUTPUT_STRIDE,
+      tf_initial_checkpoint=config.resolved_backbone_checkpoint,
       augmentation_copies=config.cache_augmentation_copies,
       min_scale_factor=config.min_scale_factor, max_scale_factor=config.max_scale_factor,
       max_train_examples=config.cache_max_train_examples,
       max_eval_examples=config.cache_max_eval_examples, seed=config.seed)
 
 
-def search_config(config: DemoConfig, data_dir: str, backbone: str):
+def search_config(config: DemoConfig, data_dir: str, search_dir: str | None = None):
   """The search: embedded (one process uses both cores best), short proxy trainings."""
   from deeplab_dpc.search import proxy_task  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.search import study  # pylint: disable=g-import-not-at-top
   return study.SearchConfig(
-      search_dir=os.path.join(config.output_dir, 'search'),
-      cache=cache_config(config, data_dir, backbone),
+      search_dir=search_dir or os.path.join(config.output_dir, 'search'),
+      cache=cache_config(config, data_dir),
       proxy=proxy_task.ProxyConfig(
           training_number_of_steps=config.proxy_steps, batch_size=config.proxy_batch_size,
           base_learning_rate=config.proxy_learning_rate, batch_norm_decay=BATCH_NORM_DECAY,
@@ -416,22 +418,22 @@ def search_config(config: DemoConfig, data_dir: str, backbone: str):
       num_best_cells=max(5, config.rerank_top_k), seed=config.seed)
 
 
-def _stage_cache(config: DemoConfig, data_dir: str, backbone: str) -> dict:
+def _stage_cache(config: DemoConfig, data_dir: str) -> dict:
   from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
-  search = search_config(config, data_dir, backbone)
+  search = search_config(config, data_dir)
   manifest = feature_cache.build_feature_cache(search.cache, search.resolved_cache_dir,
                                                batch_size=search.cache_batch_size)
-  logging.info('Feature cache %s: %d training examples (%d copies), %d val, features %s',
+  logging.info('Feature cache %s: %d training examples (%d copies), %d held out, features %s',
                search.resolved_cache_dir, manifest['splits']['train']['examples'],
                config.cache_augmentation_copies, manifest['splits']['eval']['examples'],
                'x'.join(map(str, manifest['feature_shape'])))
   return {'cache_dir': search.resolved_cache_dir, 'feature_shape': manifest['feature_shape']}
 
 
-def _stage_search(config: DemoConfig, data_dir: str, backbone: str) -> dict:
+def _stage_search(config: DemoConfig, data_dir: str) -> dict:
   from deeplab_dpc.search import records  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.search import study  # pylint: disable=g-import-not-at-top
-  search = search_config(config, data_dir, backbone)
+  search = search_config(config, data_dir)
   summary = study.run_search(search)
   if not summary['completed']:
     raise RuntimeError(f'the search in {search.search_dir} completed no trial '
@@ -442,27 +444,11 @@ def _stage_search(config: DemoConfig, data_dir: str, backbone: str) -> dict:
   return summary
 
 
-def _stage_rerank(config: DemoConfig, rerank_data_dir: str, backbone: str) -> dict:
+def _stage_rerank(config: DemoConfig, rerank_data_dir: str) -> dict:
   """Stage 5: the top proxy cells trained on the re-ranking data, scored on its held-out part."""
   from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
-  rerank_config = rerank.RerankConfig(
-      search_dir=os.path.join(config.output_dir, 'search'), dataset=DATASET,
-      dataset_dir=rerank_data_dir, model_variant=MODEL_VARIANT, depth_multiplier=DEPTH_MULTIPLIER,
-      output_stride=TRAIN_OUTPUT_STRIDE, train_crop_size=tuple(config.train_crop_size),
-      tf_initial_checkpoint=backbone, top_k=config.rerank_top_k,
-      training_number_of_steps=config.rerank_steps, train_batch_size=config.train_batch_size,
-      base_learning_rate=config.base_learning_rate, eval_crop_size=EVAL_CROP_SIZE,
-      decoder_output_stride=DECODER_OUTPUT_STRIDE, seed=config.seed)
-
-  # The library's default trainer keeps the original's batch-norm decay and scale
-  # range, too slow for runs this short; this one is the demo recipe used everywhere.
-  def train_fn(rerank_cfg, cell, workdir):
-    result = _train_and_evaluate_cell(config, rerank_data_dir, backbone, workdir,
-                                      rerank_cfg.training_number_of_steps, cell)
-    return {'miou': float(result['miou']), 'pixel_accuracy': float(result['pixel_accuracy']),
-            'checkpoint': result['checkpoint'], 'global_step': int(result['global_step'])}
-
-  report = rerank.run_rerank(rerank_config, train_fn=train_fn)
+  recipe = full_recipe(config, rerank_data_dir, os.path.join(config.output_dir, 'search'))
+  report = rerank.run_rerank(recipe)
   for row in report['cells']:
     logging.info('re-ranked %s: proxy rank %d (%.4f) -> full rank %d (mIOU %.4f)',
                  row['hash'][:8], row['proxy_rank'], row['proxy_score'], row['full_rank'],
@@ -470,19 +456,60 @@ def _stage_rerank(config: DemoConfig, rerank_data_dir: str, backbone: str) -> di
   return report
 
 
-def _stage_final(config: DemoConfig, data_dir: str, backbone: str, name: str, cell) -> dict:
-  """Trains and evaluates one cell (`winner` or `random`) with the final recipe."""
-  workdir = os.path.join(config.output_dir, name)
-  cell_path = os.path.join(workdir, 'cell.json')
-  cell_lib.save_cell(cell_lib.parse_cell(cell), cell_path)
-  result = _train_and_evaluate_cell(config, data_dir, backbone, workdir, config.final_steps,
-                                    cell)
-  return {'cell_file': cell_path, 'checkpoint': result['checkpoint'],
-          'train_logdir': os.path.join(workdir, 'train'),
+def random_cells(config: DemoConfig, exclude: str) -> list[tuple]:
+  """`num_random_cells` distinct uniformly drawn cells (seeded), none the winner's."""
+  rng = random.Random(config.seed)
+  cells, seen = [], {exclude}
+  while len(cells) < config.num_random_cells:
+    cell = search_space.sample_cell(rng, config.num_branches)
+    key = search_space.cell_hash(cell)
+    if key not in seen:
+      seen.add(key)
+      cells.append(cell)
+  return cells
+
+
+def _final_run(config: DemoConfig, data_dir: str, workdir: str, cell, seed: int) -> dict:
+  """One final-recipe training of `cell` (demo train split) scored on demo val."""
+  os.makedirs(workdir, exist_ok=True)
+  result = train_and_evaluate_cell(full_recipe(config, data_dir), cell, workdir, seed)
+  return {'checkpoint': result['checkpoint'], 'train_logdir': os.path.join(workdir, 'train'),
           'eval_logdir': os.path.join(workdir, 'eval'), 'miou': float(result['miou']),
           'per_class_iou': result['per_class_iou'], 'class_names': result['class_names'],
-          'pixel_accuracy': float(result['pixel_accuracy']), 'hash':
-          search_space.cell_hash(cell)}
+          'pixel_accuracy': float(result['pixel_accuracy']), 'seed': seed,
+          'hash': search_space.cell_hash(cell)}
+
+
+def _stage_winner(config: DemoConfig, data_dir: str, cell) -> dict:
+  """Stage 6: the winner with the final recipe, once per training seed."""
+  from deeplab_dpc.search import statistics  # pylint: disable=g-import-not-at-top
+  workdir = os.path.join(config.output_dir, 'winner')
+  cell_path = os.path.join(workdir, 'cell.json')
+  os.makedirs(workdir, exist_ok=True)
+  cell_lib.save_cell(cell_lib.parse_cell(cell), cell_path)
+  runs = [_final_run(config, data_dir, os.path.join(workdir, f'seed{seed}'), cell, seed)
+          for seed in range(config.seed, config.seed + config.noise_seeds)]
+  noise = statistics.spread([r['miou'] for r in runs])['std']
+  logging.info('winner over %d training seeds: mIOU %s (std %.4f)', len(runs),
+               ', '.join(f'{r["miou"]:.4f}' for r in runs), noise)
+  return dict(runs[0], cell_file=cell_path, seeds=runs, seed_noise_std=noise)
+
+
+def _stage_random(config: DemoConfig, data_dir: str, winner_hash: str) -> list[dict]:
+  """Stage 7: uniformly random cells with the final recipe and the demo's seed."""
+  runs = []
+  for k, cell in enumerate(random_cells(config, winner_hash)):
+    workdir = os.path.join(config.output_dir, 'random',
+                           f'{k}_{search_space.cell_hash(cell)[:8]}')
+    os.makedirs(workdir, exist_ok=True)
+    cell_path = os.path.join(workdir, 'cell.json')
+    cell_lib.save_cell(cell_lib.parse_cell(cell), cell_path)
+    run = _final_run(config, data_dir, workdir, cell, config.seed)
+    run['cell_file'] = cell_path
+    run['cell'] = cell_lib.cell_to_json(cell_lib.parse_cell(cell))
+    logging.info('random cell %d (%s): mIOU %.4f', k, run['hash'][:8], run['miou'])
+    runs.append(run)
+  return runs
 
 
 def _stage_export(config: DemoConfig, data_dir: str, winner: dict) -> str:
@@ -530,14 +557,21 @@ def run(config: DemoConfig) -> dict:
 
   Returns:
     The summary (also `<output_dir>/summary.json`): `paths` (every artefact),
-    `miou` (backbone, re-ranked cells, winner, random), `searched_beats_random`,
-    `per_class_iou`, `seconds` per stage, and the search and re-rank outcomes.
+    `miou` (backbone, re-ranked cells, winner and its seeds, `random_cells`, their
+    mean `random`), `seed_noise_std`, `searched_beats_random`, `per_class_iou`,
+    `seconds` per stage, and the search and re-rank outcomes.
 
   Raises:
     ValueError / FileNotFoundError: a bad configuration or files, naming them.
     RuntimeError: the search completed no trial.
   """
+  from deeplab_dpc.search import statistics  # pylint: disable=g-import-not-at-top
   config.validate()
+  backbone_path = config.resolved_backbone_checkpoint
+  if not (os.path.exists(backbone_path + '.index') or os.path.isdir(backbone_path)):
+    # Before any work: stage 2 checks the rest (variant, shapes).
+    raise FileNotFoundError(f'--backbone_checkpoint={backbone_path}: no checkpoint there (no '
+                            f'{backbone_path}.index)')
   out = config.output_dir
   os.makedirs(out, exist_ok=True)
   data_dir = os.path.join(out, 'data')
@@ -549,29 +583,26 @@ def run(config: DemoConfig) -> dict:
              lambda: (build_data(data_dir),
                       build_rerank_data(rerank_data_dir, config.rerank_holdout_examples)))
   backbone = stages.run(
-      2, 'backbone', f'Training the backbone ({MODEL_VARIANT} x{DEPTH_MULTIPLIER}, '
-      f'{config.backbone_steps} steps)', lambda: _stage_backbone(config, data_dir))
+      2, 'backbone', f'Checking the pretrained backbone ({MODEL_VARIANT} x{DEPTH_MULTIPLIER}, '
+      f'output stride {TRAIN_OUTPUT_STRIDE})', lambda: _stage_backbone(config))
   backbone_ckpt = backbone['backbone_checkpoint']
   cache = stages.run(3, 'cache', 'Caching backbone features (output stride '
-                     f'{SEARCH_OUTPUT_STRIDE})',
-                     lambda: _stage_cache(config, data_dir, backbone_ckpt))
+                     f'{SEARCH_OUTPUT_STRIDE}) of the fit and held-out training images',
+                     lambda: _stage_cache(config, rerank_data_dir))
   search = stages.run(4, 'search', f'Searching DPC cells ({config.search_trials} trials, '
                       f'{config.proxy_steps} proxy steps each)',
-                      lambda: _stage_search(config, data_dir, backbone_ckpt))
+                      lambda: _stage_search(config, rerank_data_dir))
   reranked = stages.run(5, 'rerank', f'Re-ranking the best {config.rerank_top_k} cells '
-                        f'({config.rerank_steps} training steps each, scored on '
+                        f'({config.full_steps} training steps each, scored on '
                         f'{config.rerank_holdout_examples} held-out training images)',
-                        lambda: _stage_rerank(config, rerank_data_dir, backbone_ckpt))
+                        lambda: _stage_rerank(config, rerank_data_dir))
   winner_cell = cell_lib.load_cell(reranked['winner_cell_file'])
   winner = stages.run(6, 'winner', f'Training the winner {reranked["winner"]["hash"][:8]} '
-                      f'({config.final_steps} steps)',
-                      lambda: _stage_final(config, data_dir, backbone_ckpt, 'winner',
-                                           winner_cell))
-  random_cell = search_space.sample_cell(random.Random(config.seed), config.num_branches)
-  random_run = stages.run(7, 'random', f'Training a random cell with the same recipe '
-                          f'(seed {config.seed}) for comparison',
-                          lambda: _stage_final(config, data_dir, backbone_ckpt, 'random',
-                                               random_cell))
+                      f'({config.full_steps} steps, {config.noise_seeds} training seeds)',
+                      lambda: _stage_winner(config, data_dir, winner_cell))
+  randoms = stages.run(7, 'random', f'Training {config.num_random_cells} uniformly random '
+                       f'cells with the same recipe (seed {config.seed}) for comparison',
+                       lambda: _stage_random(config, data_dir, winner['hash']))
   saved_model = stages.run(8, 'export', 'Exporting the winner as a SavedModel',
                            lambda: _stage_export(config, data_dir, winner))
   pictures = stages.run(9, 'segment', 'Segmenting a demo val image',
@@ -579,6 +610,9 @@ def run(config: DemoConfig) -> dict:
 
   search_dir = os.path.join(out, 'search')
   best_dir = os.path.join(search_dir, 'best_cells')
+  random_mean = statistics.spread([r['miou'] for r in randoms])['mean']
+  noise = winner['seed_noise_std']
+  margin = winner['miou'] - random_mean
   summary = {
       'output_dir': os.path.abspath(out),
       'reduced': config.reduced,
@@ -588,7 +622,6 @@ def run(config: DemoConfig) -> dict:
           'data': data_dir,
           'rerank_data': rerank_data_dir,
           'backbone_checkpoint': backbone_ckpt,
-          'backbone_train_logdir': backbone['train_logdir'],
           'feature_cache': cache['cache_dir'],
           'search_dir': search_dir,
           'trials': os.path.join(search_dir, 'trials.jsonl'),
@@ -596,11 +629,11 @@ def run(config: DemoConfig) -> dict:
                                if f.startswith('rank_') and f.endswith('.json')),
           'rerank_report': os.path.join(search_dir, 'rerank.json'),
           'winner_cell': winner['cell_file'],
-          'random_cell': random_run['cell_file'],
           'winner_checkpoint': winner['checkpoint'],
-          'random_checkpoint': random_run['checkpoint'],
           'winner_metrics': os.path.join(winner['eval_logdir'], 'metrics.json'),
-          'random_metrics': os.path.join(random_run['eval_logdir'], 'metrics.json'),
+          'random_cells': [r['cell_file'] for r in randoms],
+          'random_checkpoints': [r['checkpoint'] for r in randoms],
+          'random_metrics': [os.path.join(r['eval_logdir'], 'metrics.json') for r in randoms],
           'tensorboard_logdir': out,
           'saved_model': saved_model,
           'pictures': pictures,
@@ -610,15 +643,22 @@ def run(config: DemoConfig) -> dict:
           'backbone': backbone['miou'],
           'reranked': {row['hash'][:8]: row['full_miou'] for row in reranked['cells']},
           'winner': winner['miou'],
-          'random': random_run['miou'],
+          'winner_seeds': [{'seed': r['seed'], 'miou': r['miou']} for r in winner['seeds']],
+          'random_cells': [{'cell': r['cell'], 'hash': r['hash'], 'miou': r['miou']}
+                           for r in randoms],
+          'random': random_mean,
       },
-      'searched_beats_random': winner['miou'] > random_run['miou'],
+      'seed_noise_std': noise,
+      'margin': margin,
+      'margin_over_noise': margin / noise if noise else None,
+      'searched_beats_random': bool(noise and margin >= 2 * noise),
       'class_names': winner['class_names'],
       'per_class_iou': {'winner': winner['per_class_iou'],
-                        'random': random_run['per_class_iou']},
+                        'random_cells': [r['per_class_iou'] for r in randoms]},
       'search': {k: search[k] for k in ('trials', 'completed', 'failed', 'best')},
-      'rerank': {'spearman_rho': reranked['spearman_rho'], 'winner': reranked['winner']},
-      'cells': {'winner': winner['hash'], 'random': random_run['hash']},
+      'rerank': {k: reranked[k] for k in ('spearman_rho', 'spearman_rho_interval', 'num_cells',
+                                          'winner')},
+      'cells': {'winner': winner['hash'], 'random': [r['hash'] for r in randoms]},
       'seconds': dict(stages.seconds, total=round(stages.total, 1)),
   }
   fileio.atomic_write(os.path.join(out, SUMMARY_FILE), json.dumps(summary, indent=1) + '\n')
@@ -627,37 +667,51 @@ def run(config: DemoConfig) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-  """The closing text: where everything is, the mIOU table, the TensorBoard command."""
+  """The closing text: the mIOU table, the verdict with its noise, where everything is."""
   paths = summary['paths']
   miou = summary['miou']
   names = summary['class_names']
+  randoms = miou['random_cells']
   width = max(len(n) for n in names + ['pixel accuracy', 'mIOU'])
+  headers = ['searched'] + [f'random {k + 1}' for k in range(len(randoms))]
   lines = ['', '=' * 72, f'Demo finished in {_duration(summary["seconds"]["total"])} '
            f'({"reduced" if summary["reduced"] else "full"} size).', '',
-           'mIOU on demo val (whole 129x129 images), same recipe and initialisation:',
-           f'  {"class":<{width}}  {"searched":>8}  {"random":>8}']
+           'IoU on demo val (whole 129x129 images), same recipe, seed and initialisation:',
+           f'  {"class":<{width}}  ' + '  '.join(f'{h:>9}' for h in headers)]
 
   def cell(value):
-    return f'{value:8.4f}' if value is not None else f'{"-":>8}'
+    return f'{value:9.4f}' if value is not None else f'{"-":>9}'
 
+  columns = [summary['per_class_iou']['winner']] + summary['per_class_iou']['random_cells']
   for i, name in enumerate(names):
-    lines.append(f'  {name:<{width}}  {cell(summary["per_class_iou"]["winner"][i])}  '
-                 f'{cell(summary["per_class_iou"]["random"][i])}')
-  lines.append(f'  {"mIOU":<{width}}  {cell(miou["winner"])}  {cell(miou["random"])}')
-  verdict = ('the searched cell beats the random one' if summary['searched_beats_random']
-             else 'WARNING: the searched cell does NOT beat the random one in this run: at '
-             'the demo\'s size cells differ by less than the run-to-run noise of one training '
-             '(docs/search.md, "The demo\'s search")')
-  lines += [f'  ({verdict}; backbone model {miou["backbone"]:.4f}, always-background '
-            f'{miou["chance"]:.2f})', '',
+    lines.append(f'  {name:<{width}}  ' + '  '.join(cell(c[i]) for c in columns))
+  lines.append(f'  {"mIOU":<{width}}  ' + '  '.join(
+      cell(v) for v in [miou['winner']] + [r['miou'] for r in randoms]))
+  noise = summary['seed_noise_std']
+  seeds = ', '.join(f'{r["miou"]:.4f}' for r in miou['winner_seeds'])
+  lines.append(f'  searched cell over {len(miou["winner_seeds"])} training seeds: {seeds} '
+               f'(seed noise std {noise:.4f})')
+  ratio = summary['margin_over_noise']
+  verdict = (f'the searched cell beats the mean of the random cells ({miou["random"]:.4f}) by '
+             f'{summary["margin"]:+.4f} = {ratio:.1f}x the seed noise'
+             if ratio is not None else 'no seed noise measured')
+  if not summary['searched_beats_random']:
+    verdict = ('WARNING: ' + verdict + ', less than 2x: in this run the search did not win '
+               'by more than noise (docs/search.md, "The demo\'s search")')
+  rho = summary['rerank']['spearman_rho']
+  lines += [f'  {verdict}.',
+            f'  (re-ranking: Spearman rho {"-" if rho is None else f"{rho:.2f}"} over '
+            f'{summary["rerank"]["num_cells"]} cells; always-background {miou["chance"]:.2f}' +
+            (f'; the pretrained backbone\'s own model {miou["backbone"]:.4f}' if miou['backbone']
+             is not None else '') + ')', '',
             'Artefacts:',
-            f'  cells          {paths["winner_cell"]} (winner), {paths["random_cell"]} (random)',
+            f'  cells          {paths["winner_cell"]} (winner)',
+            *[f'                 {p}' for p in paths['random_cells']],
             f'                 {os.path.dirname(paths["best_cells"][0]) if paths["best_cells"] else "-"}/'
             f' ({len(paths["best_cells"])} best proxy cells), {paths["rerank_report"]}',
             f'  study          {paths["search_dir"]}/ (trials: {paths["trials"]})',
             f'  checkpoints    {paths["winner_checkpoint"]}',
-            f'                 {paths["random_checkpoint"]}',
-            f'                 {paths["backbone_checkpoint"]} (backbone only)',
+            f'                 {paths["backbone_checkpoint"]} (pretrained backbone)',
             f'  TensorBoard    {paths["tensorboard_logdir"]}',
             f'  SavedModel     {paths["saved_model"]}',
             f'  pictures       {paths["pictures"]["prediction"]}',
@@ -667,3 +721,37 @@ def format_summary(summary: dict) -> str:
             f'Open TensorBoard:  tensorboard --logdir={paths["tensorboard_logdir"]}',
             '=' * 72]
   return '\n'.join(lines)
+
+
+def run_fidelity(config: DemoConfig, work_dir: str, num_cells: int, cell_seed: int,
+                 noise_cells: int = 2, noise_seeds: int = 3) -> dict:
+  """A proxy-fidelity study on the demo task, with the demo's own recipes.
+
+  The proxy scores come from the demo search's cache and proxy task (fit images ->
+  held-out training images); the full scores from the demo's one full training
+  recipe (demo train -> demo val), as the final models are trained and scored.
+
+  Args:
+    config: The demo sizes (`DemoConfig.create(work_dir)` for the full demo's).
+    work_dir: Demo data, the cache and every result go here (resumable).
+    num_cells, cell_seed: N cells drawn uniformly with this seed (N >= 3).
+    noise_cells, noise_seeds: Cells trained with several seeds for the seed noise.
+
+  Returns:
+    The `fidelity.run_fidelity` report (also `<work_dir>/fidelity/fidelity.json`).
+  """
+  from deeplab_dpc.search import fidelity  # pylint: disable=g-import-not-at-top
+  study = fidelity.FidelityConfig(
+      work_dir=os.path.join(work_dir, 'fidelity'), num_cells=num_cells, cell_seed=cell_seed,
+      num_branches=config.num_branches, noise_cells=noise_cells, noise_seeds=noise_seeds,
+      seed=config.seed)
+  study.validate()
+  demo_backbone.check_backbone_checkpoint(config.resolved_backbone_checkpoint,
+                                          'backbone_checkpoint')
+  data_dir = os.path.join(work_dir, 'data')
+  rerank_data_dir = os.path.join(work_dir, RERANK_DATA_DIR)
+  build_data(data_dir)
+  build_rerank_data(rerank_data_dir, config.rerank_holdout_examples)
+  return fidelity.run_search_fidelity(
+      search_config(config, rerank_data_dir, os.path.join(work_dir, 'search')),
+      full_recipe(config, data_dir), study)

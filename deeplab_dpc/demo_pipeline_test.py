@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from deeplab_dpc import cell as cell_lib
+from deeplab_dpc import demo_backbone
 from deeplab_dpc import demo_pipeline
+from deeplab_dpc import search_space
 from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import demo
 
-# The reduced run reaches about 0.20 (the backbone alone about 0.20; always answering
-# "background" scores 0.142): the winner must have learned shapes, not background.
+# Always answering "background" scores 0.142: from the pretrained backbone even the
+# reduced run's 40-step trainings must have learned shapes, not background.
 _MIN_REDUCED_MIOU = 0.16
 
 
@@ -34,19 +36,24 @@ def test_summary_json_holds_every_path_and_they_exist(run):
     stored = json.load(f)
   assert stored == json.loads(json.dumps(summary))
   paths = stored['paths']
-  expected = {'data', 'rerank_data', 'backbone_checkpoint', 'backbone_train_logdir', 'feature_cache',
-              'search_dir', 'trials', 'best_cells', 'rerank_report', 'winner_cell',
-              'random_cell', 'winner_checkpoint', 'random_checkpoint', 'winner_metrics',
-              'random_metrics', 'tensorboard_logdir', 'saved_model', 'pictures'}
+  expected = {'data', 'rerank_data', 'backbone_checkpoint', 'feature_cache', 'search_dir',
+              'trials', 'best_cells', 'rerank_report', 'winner_cell', 'random_cells',
+              'winner_checkpoint', 'random_checkpoints', 'winner_metrics', 'random_metrics',
+              'tensorboard_logdir', 'saved_model', 'pictures'}
   assert set(paths) == expected
-  for key in ('data', 'rerank_data', 'backbone_train_logdir', 'feature_cache', 'search_dir',
-              'tensorboard_logdir', 'saved_model'):
+  for key in ('data', 'rerank_data', 'feature_cache', 'search_dir', 'tensorboard_logdir',
+              'saved_model'):
     assert os.path.isdir(paths[key]), key
-  for key in ('trials', 'rerank_report', 'winner_cell', 'random_cell', 'winner_metrics',
-              'random_metrics'):
+  for key in ('trials', 'rerank_report', 'winner_cell', 'winner_metrics'):
     assert os.path.isfile(paths[key]), key
-  for key in ('backbone_checkpoint', 'winner_checkpoint', 'random_checkpoint'):
-    assert os.path.isfile(paths[key] + '.index'), key
+  for key in ('random_cells', 'random_metrics'):
+    assert len(paths[key]) == config.num_random_cells
+    assert all(os.path.isfile(p) for p in paths[key]), key
+  for path in [paths['backbone_checkpoint'], paths['winner_checkpoint']] + \
+      paths['random_checkpoints']:
+    assert os.path.isfile(path + '.index'), path
+  # The demo starts from the shipped pretrained backbone.
+  assert paths['backbone_checkpoint'] == demo_backbone.PRETRAINED_CHECKPOINT
   for key in ('image', 'ground_truth', 'prediction', 'labels'):
     assert os.path.isfile(paths['pictures'][key]), key
   assert set(stored['seconds']) == {'data', 'backbone', 'cache', 'search', 'rerank', 'winner',
@@ -57,14 +64,17 @@ def test_cells_load_and_the_study_is_complete(run):
   config, summary = run
   paths = summary['paths']
   assert paths['best_cells']
-  for path in paths['best_cells'] + [paths['winner_cell'], paths['random_cell'],
-                                     os.path.join(paths['search_dir'], 'rerank_winner.json')]:
+  for path in paths['best_cells'] + paths['random_cells'] + [
+      paths['winner_cell'], os.path.join(paths['search_dir'], 'rerank_winner.json')]:
     branches = cell_lib.load_cell(path)
     assert len(branches) == config.num_branches, path
-  # The winner is the re-ranked cell, trained again; the random cell is another one.
+  # The winner is the re-ranked cell, trained again; the random cells are others.
   assert cell_lib.load_cell(paths['winner_cell']) == cell_lib.load_cell(
       os.path.join(paths['search_dir'], 'rerank_winner.json'))
-  assert summary['cells']['winner'] != summary['cells']['random']
+  assert summary['cells']['winner'] not in summary['cells']['random']
+  for entry, path in zip(summary['miou']['random_cells'], paths['random_cells']):
+    assert search_space.cell_hash(entry['cell']) == entry['hash'] == search_space.cell_hash(
+        cell_lib.load_cell(path))
   with open(paths['trials'], encoding='utf-8') as f:
     trials = [json.loads(line) for line in f]
   assert len(trials) == config.search_trials
@@ -92,6 +102,11 @@ def test_rerank_selects_on_held_out_training_images_not_on_val(run):
   # Both parts come from the demo training images, disjoint; no demo val image is used.
   assert all(name.startswith('train_') for name in fit + held_out)
   assert not set(fit) & set(held_out)
+  # The proxy task trains on the fit part and is scored on the held-out part too.
+  with open(os.path.join(summary['paths']['feature_cache'], 'manifest.json')) as f:
+    manifest = json.load(f)
+  assert manifest['config']['dataset_dir'] == os.path.abspath(rerank_data)
+  assert manifest['config']['output_stride'] == 8
   # The re-ranked models were evaluated on the held-out part, the final ones on val.
   with open(summary['paths']['rerank_report'], encoding='utf-8') as f:
     rows = json.load(f)['cells']
@@ -106,15 +121,24 @@ def test_rerank_selects_on_held_out_training_images_not_on_val(run):
 
 
 def test_miou_values_are_numbers_and_the_winner_learned(run):
-  _, summary = run
+  config, summary = run
   miou = summary['miou']
-  values = [miou['backbone'], miou['winner'], miou['random']] + list(miou['reranked'].values())
+  values = ([miou['backbone'], miou['winner'], miou['random']] + list(miou['reranked'].values())
+            + [r['miou'] for r in miou['random_cells']] + [r['miou'] for r in miou['winner_seeds']])
   for value in values:
     assert isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0, miou
   assert miou['winner'] > _MIN_REDUCED_MIOU, miou
-  assert summary['searched_beats_random'] == (miou['winner'] > miou['random'])
-  for name in ('winner', 'random'):
-    per_class = summary['per_class_iou'][name]
+  assert len(miou['random_cells']) == config.num_random_cells
+  assert miou['random'] == pytest.approx(np.mean([r['miou'] for r in miou['random_cells']]))
+  # The seed noise is the spread of the winner's trainings over its seeds.
+  seeds = [r['miou'] for r in miou['winner_seeds']]
+  assert [r['seed'] for r in miou['winner_seeds']] == list(range(config.noise_seeds))
+  assert seeds[0] == miou['winner']
+  assert summary['seed_noise_std'] == pytest.approx(np.std(seeds, ddof=1))
+  assert summary['searched_beats_random'] == (
+      miou['winner'] - miou['random'] >= 2 * summary['seed_noise_std'] > 0)
+  for per_class in [summary['per_class_iou']['winner']] + summary['per_class_iou'][
+      'random_cells']:
     assert len(per_class) == len(summary['class_names']) == 6
     assert all(v is None or 0.0 <= v <= 1.0 for v in per_class)
   with open(summary['paths']['winner_metrics'], encoding='utf-8') as f:
@@ -163,7 +187,8 @@ def test_summary_text_names_every_artefact(run):
   _, summary = run
   text = demo_pipeline.format_summary(summary)
   for needle in (summary['paths']['saved_model'], summary['paths']['winner_cell'],
-                 summary['paths']['trials'], 'tensorboard --logdir=', 'dot grid', 'random'):
+                 summary['paths']['trials'], 'tensorboard --logdir=', 'dot grid', 'random 1',
+                 'seed noise std', 'Spearman rho'):
     assert needle in text, needle
 
 
@@ -181,4 +206,13 @@ def test_config_errors_name_the_field(tmp_path):
   reduced = demo_pipeline.DemoConfig.create(str(tmp_path), reduced=True)
   full = demo_pipeline.DemoConfig.create(str(tmp_path))
   assert reduced.search_trials < full.search_trials
-  assert reduced.final_steps < full.final_steps
+  assert reduced.full_steps < full.full_steps
+  with pytest.raises(ValueError, match='noise_seeds'):
+    demo_pipeline.DemoConfig.create(str(tmp_path), noise_seeds=1)
+
+
+def test_a_missing_backbone_names_the_flag_and_file(tmp_path):
+  config = demo_pipeline.DemoConfig.create(str(tmp_path / 'out'), reduced=True,
+                                           backbone_checkpoint=str(tmp_path / 'none.ckpt'))
+  with pytest.raises(FileNotFoundError, match=r'--backbone_checkpoint=.*none\.ckpt'):
+    demo_pipeline.run(config)

@@ -290,6 +290,11 @@ def mutate_cell(cell: Any, rng: random.Random, *,
       return mutated
 
 
+def operation_name(branch: Branch) -> str:
+  """A short name of a branch's operation: `conv1x1`, `conv3x3r006x003`, `pool4x2`."""
+  return _op_key(branch)
+
+
 def _op_key(branch: Branch) -> str:
   # Any valid cell (not only cells of the space) must get a key, so build it from
   # the fields rather than from the index in OPERATIONS. No '(', ')' or ',' may

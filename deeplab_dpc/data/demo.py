@@ -24,7 +24,7 @@ IMAGE_SIZE = 129
 DEFAULT_NUM_SHARDS = 4
 SPLITS = ('train', 'val')
 _SEED = 20181203  # Any fixed number; it defines the dataset.
-_SPLIT_SEEDS = {'train': 1, 'val': 2}
+_SPLIT_SEEDS = {'train': 1, 'val': 2, 'pretrain': 3}
 
 DISC, SQUARE, TRIANGLE, RING, DOT_GRID = 1, 2, 3, 4, 5
 # Radius ranges (pixels) per class: rings and grids need room for their holes/dots.
@@ -150,13 +150,15 @@ def to_example(item):
                                  image_name(split, index), IMAGE_SIZE, IMAGE_SIZE, 'png')
 
 
-def build(output_dir, splits=SPLITS, num_shards=DEFAULT_NUM_SHARDS):
+def build(output_dir, splits=SPLITS, num_shards=DEFAULT_NUM_SHARDS, max_examples=None):
   """Writes the demo splits as TFRecords; the same bytes on every run.
 
   Args:
     output_dir: Output folder of the shards.
-    splits: Which of 'train' and 'val' to write.
+    splits: Which of 'train', 'val' and 'pretrain' (the pretrained backbone's
+      scenes, disjoint from the others) to write.
     num_shards: Shards per split.
+    max_examples: Write only the first N examples of each split (None: all).
 
   Returns:
     Dict split -> number of examples written.
@@ -164,6 +166,8 @@ def build(output_dir, splits=SPLITS, num_shards=DEFAULT_NUM_SHARDS):
   written = {}
   for split in splits:
     size = descriptors.DEMO.splits_to_sizes[descriptors.DEMO.canonical_split(split)]
+    if max_examples is not None:
+      size = min(size, int(max_examples))
     shard_writer.write_split(output_dir, split, [(split, i) for i in range(size)],
                              to_example, num_shards)
     written[split] = size

@@ -9,7 +9,11 @@
   cell format (`--dense_prediction_cell_json` of train.py / export.py takes them
   unchanged), rewritten atomically after every trial, with `best_cells/index.json`.
 * `tensorboard/`: scalars per finished trial: `proxy/miou`, `proxy/best_miou`,
-  `search/trials_per_hour`, `search/failed_trials`.
+  `search/trials_per_hour`, `search/failed_trials`; and the study for TensorBoard's
+  HParams dashboard: one run per trial (`tensorboard/trials/<trial id>`) whose
+  hyperparameters are each branch's operation and input (`branch<i>_op`,
+  `branch<i>_input`) and the trial's origin, with `proxy_miou`, `madds` and
+  `params` as its metrics.
 
 Only the process holding the oracle (the embedded search or the chief) writes these.
 """
@@ -75,11 +79,14 @@ class TrialRecorder:
     num_best_cells: How many top cells to keep in `best_cells/`.
     cost_shape: (height, width, channels) of the cached features, for the MAdds and
       parameter counts of each cell; None to leave them out.
-    tensorboard: Write TensorBoard scalars.
+    tensorboard: Write TensorBoard scalars and the HParams study.
+    max_trials: The study's trial count, for the `trial k/N` progress line.
+    num_branches: B, for the HParams dashboard's columns.
   """
 
   def __init__(self, search_dir: str, num_best_cells: int = 5,
-               cost_shape: tuple[int, int, int] | None = None, tensorboard: bool = True):
+               cost_shape: tuple[int, int, int] | None = None, tensorboard: bool = True,
+               max_trials: int | None = None, num_branches: int = 5):
     self.search_dir = search_dir
     self.num_best_cells = num_best_cells
     self.cost_shape = cost_shape
@@ -92,6 +99,8 @@ class TrialRecorder:
     self._writer = None
     self._session_start = time.time()
     self._session_count = 0
+    self.max_trials = max_trials
+    self.num_branches = num_branches
 
   def _repair(self) -> None:
     """Cuts off a partial last line left by a kill mid-append."""
@@ -160,12 +169,26 @@ class TrialRecorder:
     self._session_count += 1
     self.write_best_cells()
     self._write_scalars(entry)
+    self._write_hparams(entry)
     if entry['status'] == COMPLETED:
-      logging.info('Trial %s: proxy mIOU %.4f (%s, %s)', trial_id, entry['score'],
-                   entry['hash'][:8], entry['origin'])
+      logging.info('Trial %s: proxy mIOU %.4f (%s, %s); %s', trial_id, entry['score'],
+                   entry['hash'][:8], entry['origin'], self.progress())
     else:
-      logging.warning('Trial %s failed: %s', trial_id, entry['reason'])
+      logging.warning('Trial %s failed: %s; %s', trial_id, entry['reason'], self.progress())
     return True
+
+  def progress(self) -> str:
+    """`trial k/N, best 0.xxxx (hash), ETA ...` from this session's trial rate."""
+    done = len(self.entries)
+    best = best_trials(self.entries, 1)
+    text = f'trial {done}/{self.max_trials}' if self.max_trials else f'trial {done}'
+    if best:
+      text += f', best so far {best[0]["score"]:.4f} ({best[0]["hash"][:8]})'
+    if self.max_trials and self._session_count and done < self.max_trials:
+      per_trial = (time.time() - self._session_start) / self._session_count
+      minutes, seconds = divmod(int(per_trial * (self.max_trials - done)), 60)
+      text += f', ETA {minutes}m{seconds:02d}s'
+    return text
 
   def reconcile(self, trials: dict, end_order: list) -> int:
     """Records finished trials whose line a kill lost; returns how many."""
@@ -216,3 +239,32 @@ class TrialRecorder:
       tf.summary.scalar('search/failed_trials',
                         sum(e['status'] == FAILED for e in self.entries))
     self._writer.flush()
+
+  def _write_hparams(self, entry: dict) -> None:
+    """One HParams-dashboard run for the trial: its cell as hparams, its scores as metrics."""
+    if not self._tensorboard or entry['status'] != COMPLETED:
+      return
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tensorboard.plugins.hparams import api as hparams_api  # pylint: disable=g-import-not-at-top
+    root = os.path.join(self.search_dir, TENSORBOARD_DIR, 'trials')
+    if not os.path.exists(root):
+      # The dashboard's columns, written once: every branch's operation and input.
+      columns = [hparams_api.HParam('origin')]
+      for i in range(self.num_branches):
+        columns += [hparams_api.HParam(f'branch{i}_op'), hparams_api.HParam(f'branch{i}_input')]
+      metrics = [hparams_api.Metric(name, display_name=name)
+                 for name in ('proxy_miou', 'madds', 'params')]
+      with tf.summary.create_file_writer(root).as_default():
+        hparams_api.hparams_config(hparams=columns, metrics=metrics)
+    values = {'origin': str(entry.get('origin') or '')}
+    for i, branch in enumerate(cell_lib.parse_cell(entry['cell'])):
+      values[f'branch{i}_op'] = search_space.operation_name(branch)
+      values[f'branch{i}_input'] = int(branch.input)
+    writer = tf.summary.create_file_writer(os.path.join(root, str(entry['trial_id'])))
+    with writer.as_default(step=0):
+      hparams_api.hparams(values, trial_id=str(entry['trial_id']))
+      tf.summary.scalar('proxy_miou', entry['score'])
+      if entry.get('madds') is not None:
+        tf.summary.scalar('madds', float(entry['madds']))
+        tf.summary.scalar('params', float(entry['params']))
+    writer.close()

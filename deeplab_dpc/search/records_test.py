@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from keras_tuner.src.engine import hyperparameters as hp_module
 from keras_tuner.src.engine import trial as trial_module
 
@@ -66,3 +68,55 @@ def test_failure_reason():
   message = 'Traceback (most recent call last):\n  ...\nkeras_tuner.src.errors.FailedTrialError: boom\n'
   assert records.failure_reason(message) == 'boom'
   assert records.failure_reason(None) == 'unknown failure'
+
+
+def _events(directory):
+  import glob as glob_lib
+  import tensorflow as tf
+  out = []
+  for path in glob_lib.glob(os.path.join(directory, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      out.extend(event.summary.value)
+  return out
+
+
+def test_hparams_dashboard_holds_each_trial_cell_and_scores(tmp_path):
+  import tensorflow as tf
+  from tensorboard.plugins.hparams import metadata
+  from tensorboard.plugins.hparams import plugin_data_pb2
+  recorder = records.TrialRecorder(str(tmp_path), cost_shape=(3, 3, 80), max_trials=4,
+                                   num_branches=2)
+  recorder.record(_trial('0', 0.2))
+  recorder.record(_trial('1', 0.6))
+  recorder.record(_trial('2', status='FAILED', reason='boom'))
+  root = tmp_path / records.TENSORBOARD_DIR / 'trials'
+  experiment = [v for v in _events(str(root)) if v.tag == metadata.EXPERIMENT_TAG]
+  assert len(experiment) == 1
+  data = plugin_data_pb2.HParamsPluginData.FromString(experiment[0].metadata.plugin_data.content)
+  assert [h.name for h in data.experiment.hparam_infos] == [
+      'origin', 'branch0_op', 'branch0_input', 'branch1_op', 'branch1_input']
+  assert {m.name.tag for m in data.experiment.metric_infos} == {'proxy_miou', 'madds', 'params'}
+  # One run per completed trial; the failed one has none.
+  assert sorted(p for p in os.listdir(root) if not p.startswith('events')) == ['0', '1']
+  values = _events(str(root / '1'))
+  start = [v for v in values if v.tag == metadata.SESSION_START_INFO_TAG][0]
+  info = plugin_data_pb2.HParamsPluginData.FromString(start.metadata.plugin_data.content)
+  hparams = {k: v.string_value or v.number_value for k, v in info.session_start_info.hparams.items()}
+  entry = records.read_trials(str(tmp_path))[1]
+  assert hparams['branch1_op'] == search_space.operation_name(
+      cell_lib.parse_cell(entry['cell'])[1])
+  assert hparams['branch1_input'] == -1 and hparams['origin'] == 'random'
+  scalars = {v.tag: float(tf.make_ndarray(v.tensor)) for v in values if v.tag in (
+      'proxy_miou', 'madds')}
+  assert abs(scalars['proxy_miou'] - 0.6) < 1e-6
+  assert scalars['madds'] == pytest.approx(entry['madds'], rel=1e-6)
+
+
+def test_progress_line_counts_trials_and_names_the_best(tmp_path):
+  recorder = records.TrialRecorder(str(tmp_path), tensorboard=False, max_trials=5)
+  recorder.record(_trial('0', 0.2))
+  recorder.record(_trial('1', 0.6))
+  line = recorder.progress()
+  best = records.read_trials(str(tmp_path))[1]
+  assert line.startswith('trial 2/5, best so far 0.6000 (' + best['hash'][:8] + ')')
+  assert 'ETA' in line

@@ -253,7 +253,9 @@ def run_search(config: SearchConfig) -> dict:
   cost_shape = tuple(manifest['feature_shape'])
   recorder = None
   if current != WORKER:
-    recorder = records.TrialRecorder(config.search_dir, config.num_best_cells, cost_shape)
+    recorder = records.TrialRecorder(config.search_dir, config.num_best_cells, cost_shape,
+                                     max_trials=config.max_trials,
+                                     num_branches=config.num_branches)
   budget = None
   if config.max_madds is not None or config.max_params is not None:
     budget = search_space.CostBudget(max_madds=config.max_madds, max_params=config.max_params)
