@@ -185,7 +185,12 @@ def check_study(config: SearchConfig, manifest: dict, write: bool = True) -> Non
   identity = study_identity(config, manifest)
   if os.path.exists(path):
     with open(path, encoding='utf-8') as f:
-      stored = json.load(f)
+      try:
+        stored = json.load(f)
+      except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'{path} is not valid JSON ({e}): the study folder --search_dir='
+                         f'{config.search_dir} is damaged; restore the file or use another '
+                         '--search_dir') from None
     flat_new = _flatten(identity)
     flat_old = _flatten(stored)
     for key in sorted(flat_new):

@@ -73,6 +73,17 @@ def test_resume_with_other_search_flags_is_refused(data_dir, cache_dir, tmp_path
     study.run_search(config)
 
 
+def test_a_corrupt_study_file_names_the_file_and_keeps_the_trials(data_dir, cache_dir,
+                                                                tmp_path):
+  config = _config(str(tmp_path), data_dir, cache_dir, max_trials=1)
+  study.run_search(config)
+  trials = (tmp_path / records.TRIALS_FILE).read_bytes()
+  (tmp_path / study.STUDY_FILE).write_text('{"num_branches": 3, "se')  # Cut off.
+  with pytest.raises(ValueError, match=r'study\.json is not valid JSON.*--search_dir'):
+    study.run_search(dataclasses.replace(config, max_trials=2))
+  assert (tmp_path / records.TRIALS_FILE).read_bytes() == trials
+
+
 def test_two_local_workers_run_every_trial_exactly_once(data_dir, cache_dir, tmp_path):
   summary = study.run_search(_config(str(tmp_path), data_dir, cache_dir, max_trials=5,
                                      num_workers=2))
