@@ -42,7 +42,6 @@ trainings' results are read back.
 import dataclasses
 import json
 import os
-import random
 import time
 from typing import Any, Callable
 
@@ -458,15 +457,9 @@ def _stage_rerank(config: DemoConfig, rerank_data_dir: str) -> dict:
 
 def random_cells(config: DemoConfig, exclude: str) -> list[tuple]:
   """`num_random_cells` distinct uniformly drawn cells (seeded), none the winner's."""
-  rng = random.Random(config.seed)
-  cells, seen = [], {exclude}
-  while len(cells) < config.num_random_cells:
-    cell = search_space.sample_cell(rng, config.num_branches)
-    key = search_space.cell_hash(cell)
-    if key not in seen:
-      seen.add(key)
-      cells.append(cell)
-  return cells
+  from deeplab_dpc.search import fidelity  # pylint: disable=g-import-not-at-top
+  return fidelity.draw_cells(config.num_random_cells, config.seed, config.num_branches,
+                             exclude=(exclude,))
 
 
 def _final_run(config: DemoConfig, data_dir: str, workdir: str, cell, seed: int) -> dict:

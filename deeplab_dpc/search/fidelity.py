@@ -104,14 +104,15 @@ class FidelityConfig:
 
 
 def draw_cells(num_cells: int, cell_seed: int,
-               num_branches: int = search_space.DEFAULT_NUM_BRANCHES) -> list[tuple]:
+               num_branches: int = search_space.DEFAULT_NUM_BRANCHES,
+               exclude: tuple[str, ...] = ()) -> list[tuple]:
   """The first `num_cells` cells of the uniform draw seeded by `cell_seed`.
 
-  Cells are distinct (by canonical hash): a repeat is drawn again, so a larger
-  N extends the same sequence.
+  Cells are distinct (by canonical hash) and none has a hash in `exclude`: such a
+  draw is drawn again, so a larger N extends the same sequence.
   """
   rng = random.Random(cell_seed)
-  cells, seen = [], set()
+  cells, seen = [], set(exclude)
   while len(cells) < num_cells:
     cell = search_space.sample_cell(rng, num_branches)
     key = search_space.cell_hash(cell)
@@ -157,23 +158,28 @@ def _read(path: str) -> dict | None:
 
 
 class _Progress:
-  """`k/N` lines with the time per job so far and an ETA."""
+  """`k/N` lines with an ETA from the mean time of each kind of job (proxy, full)."""
 
-  def __init__(self, total: int):
-    self.total = total
+  def __init__(self, totals: dict):
+    self.remaining = dict(totals)
+    self.total = sum(totals.values())
     self.done = 0
-    self.seconds = 0.0
-    self.timed = 0
+    self.seconds = {kind: [] for kind in totals}
 
-  def step(self, what: str, seconds: float | None) -> None:
+  def step(self, kind: str, what: str, seconds: float | None) -> None:
     self.done += 1
+    self.remaining[kind] -= 1
     if seconds is not None:
-      self.seconds += seconds
-      self.timed += 1
-    remaining = self.total - self.done
-    eta = (f', ETA {_duration(remaining * self.seconds / self.timed)}' if self.timed and
-           remaining else '')
-    logging.info('fidelity %d/%d: %s%s', self.done, self.total, what, eta)
+      self.seconds[kind].append(seconds)
+    eta = 0.0
+    for name, left in self.remaining.items():
+      if left and not self.seconds[name]:
+        eta = None  # No job of this kind timed yet.
+        break
+      if left:
+        eta += left * sum(self.seconds[name]) / len(self.seconds[name])
+    suffix = f', ETA {_duration(eta)}' if eta else ''
+    logging.info('fidelity %d/%d: %s%s', self.done, self.total, what, suffix)
 
 
 def _duration(seconds: float) -> str:
@@ -213,7 +219,7 @@ def run_fidelity(config: FidelityConfig,
   hashes = [search_space.cell_hash(c) for c in cells]
   noise_seeds = [config.seed + k for k in range(1, int(config.noise_seeds))]
   jobs = 2 * len(cells) + int(config.noise_cells) * len(noise_seeds)
-  progress = _Progress(jobs)
+  progress = _Progress({'proxy': len(cells), 'full': jobs - len(cells)})
   logging.info('Fidelity study in %s: %d cells (cell seed %d), %d of them with %d training '
                'seeds: %d jobs', config.work_dir, len(cells), config.cell_seed,
                config.noise_cells, config.noise_seeds, jobs)
@@ -222,15 +228,15 @@ def run_fidelity(config: FidelityConfig,
   def cached(path, fn, kind, label):
     result = _read(path)
     if result is not None:
-      progress.step(f'{label}: done before, mIOU {result["miou"]:.4f}', None)
+      progress.step(kind, f'{label}: done before, mIOU {result["miou"]:.4f}', None)
       return result
     start = time.perf_counter()
     result = dict(fn())
     result['seconds'] = time.perf_counter() - start
     seconds[kind] += result['seconds']
     fileio.atomic_write(path, json.dumps(result, indent=1, sort_keys=True))
-    progress.step(f'{label}: mIOU {result["miou"]:.4f} in {_duration(result["seconds"])}',
-                  result['seconds'])
+    progress.step(kind, f'{label}: mIOU {result["miou"]:.4f} in '
+                  f'{_duration(result["seconds"])}', result['seconds'])
     return result
 
   proxy_scores, full_scores = [], []

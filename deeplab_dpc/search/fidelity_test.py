@@ -44,6 +44,9 @@ def test_draw_cells_is_seeded_distinct_and_extends():
   assert fidelity.draw_cells(6, cell_seed=5) != first
   for cell in first:
     search_space.check_in_search_space(cell)
+  # Excluding a hash skips that cell and draws on.
+  skipped = fidelity.draw_cells(5, cell_seed=4, exclude=(search_space.cell_hash(first[1]),))
+  assert skipped == [first[0]] + first[2:6]
 
 
 def test_report_numbers_and_files(tmp_path):
