@@ -72,6 +72,21 @@ def model_options(crop_size: int, **overrides):
   return options_lib.ModelOptions.create(**kwargs)
 
 
+def require_checkpoint_files(path: str, flag: str) -> None:
+  """The cheap half of `check_backbone_checkpoint`: a checkpoint is there at all.
+
+  Raises:
+    ValueError: `path` is empty.
+    FileNotFoundError: no `<path>.index` (nor a checkpoint folder) there.
+  """
+  if not path:
+    raise ValueError(f'--{flag} is empty; the demo needs a {MODEL_VARIANT} '
+                     f'x{DEPTH_MULTIPLIER} backbone checkpoint')
+  if not (os.path.exists(path + '.index') or os.path.isdir(path)):
+    raise FileNotFoundError(f'--{flag}={path}: no checkpoint there (no {path}.index); the '
+                            f'shipped one is {PRETRAINED_CHECKPOINT}')
+
+
 def check_backbone_checkpoint(path: str, flag: str) -> str:
   """Checks that `path` holds a demo backbone (MobileNet-v2 x0.5); returns the prefix.
 
@@ -82,12 +97,7 @@ def check_backbone_checkpoint(path: str, flag: str) -> str:
   import keras  # pylint: disable=g-import-not-at-top
   from deeplab_dpc import checkpoints  # pylint: disable=g-import-not-at-top
   from deeplab_dpc import model as model_lib  # pylint: disable=g-import-not-at-top
-  if not path:
-    raise ValueError(f'--{flag} is empty; the demo needs a {MODEL_VARIANT} '
-                     f'x{DEPTH_MULTIPLIER} backbone checkpoint')
-  if not (os.path.exists(path + '.index') or os.path.isdir(path)):
-    raise FileNotFoundError(f'--{flag}={path}: no checkpoint there (no {path}.index); the '
-                            f'shipped one is {PRETRAINED_CHECKPOINT}')
+  require_checkpoint_files(path, flag)
   keras.backend.clear_session()
   model = model_lib.build_model(model_options(65))
   try:

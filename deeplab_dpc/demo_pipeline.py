@@ -560,11 +560,9 @@ def run(config: DemoConfig) -> dict:
   """
   from deeplab_dpc.search import statistics  # pylint: disable=g-import-not-at-top
   config.validate()
-  backbone_path = config.resolved_backbone_checkpoint
-  if not (os.path.exists(backbone_path + '.index') or os.path.isdir(backbone_path)):
-    # Before any work: stage 2 checks the rest (variant, shapes).
-    raise FileNotFoundError(f'--backbone_checkpoint={backbone_path}: no checkpoint there (no '
-                            f'{backbone_path}.index)')
+  # Before any work; stage 2 checks the rest (variant, shapes).
+  demo_backbone.require_checkpoint_files(config.resolved_backbone_checkpoint,
+                                         'backbone_checkpoint')
   out = config.output_dir
   os.makedirs(out, exist_ok=True)
   data_dir = os.path.join(out, 'data')
