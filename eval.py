@@ -42,6 +42,7 @@ def main(argv):
   eval_flags.check_common_flags()
   # Before the model is built, so that a missing checkpoint fails at once.
   eval_flags.check_checkpoint_now(FLAGS.max_number_of_evaluations)
+  eval_flags.check_checkpoint_classes()
   config = eval_flags.eval_config(FLAGS.eval_split, FLAGS.eval_batch_size)
   runner = evaluator.Evaluator(eval_flags.model_options('eval_crop_size'), config,
                                eval_logdir=FLAGS.eval_logdir, show_progress=FLAGS.show_progress)

@@ -30,14 +30,15 @@ flags.DEFINE_string('export_path', None,
 flags.DEFINE_boolean('overwrite', False,
                      'Replace whatever --export_path holds, even files that are not a '
                      'SavedModel export.')
-flags.DEFINE_integer('num_classes', 21, 'Number of classes.')
+flags.DEFINE_integer('num_classes', 21, 'Number of classes; with a --dataset_dir holding '
+                     'a dataset_info.json, that file\'s (a different value is an error).')
 flags.DEFINE_multi_string('crop_size', ['513', '513'], 'Crop size [height, width].')
 flags.DEFINE_multi_string('inference_scales', ['1.0'], 'Scales of the image pyramid.')
 flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped passes.')
 model_flags.define_model_flags(output_stride=8)
 # The original common.py --min_resize_value, --max_resize_value and --resize_factor: with
 # them the SavedModel takes images of any size. --dataset and --dataset_dir name the
-# full-integer calibration images.
+# full-integer calibration images, and a custom dataset's class count, names and colours.
 model_flags.define_dataset_flags()
 # TFLite (new flags, not in the original).
 flags.DEFINE_string('tflite_path', None,
@@ -71,14 +72,19 @@ def main(argv):
     # Before building the model, so a refused path costs no time.
     serving.check_export_path(FLAGS.export_path, FLAGS.overwrite)
   crop_size = model_flags.crop_size(FLAGS.crop_size, 'crop_size')
-  options = model_flags.model_options_from_flags(FLAGS.num_classes, crop_size)
+  num_classes, dataset = model_flags.num_classes_and_dataset()
+  # Before building the model: a checkpoint of another class count is named now.
+  checkpoints.check_num_classes(
+      FLAGS.checkpoint_path, num_classes, 'checkpoint_path',
+      dataset.flag if dataset else f'--num_classes={num_classes}')
+  options = model_flags.model_options_from_flags(num_classes, crop_size)
   scales = model_flags.multi_floats(FLAGS.inference_scales, 'inference_scales')
   model = model_lib.build_model(options)
   checkpoints.load_checkpoint(model, FLAGS.checkpoint_path, flag='checkpoint_path')
   if FLAGS.export_path:
     path = serving.export_saved_model(model, FLAGS.export_path, inference_scales=scales,
                                       add_flipped_images=FLAGS.add_flipped_images,
-                                      overwrite=FLAGS.overwrite, **resize)
+                                      overwrite=FLAGS.overwrite, dataset=dataset, **resize)
     print(f'SavedModel written to {path}')
   if FLAGS.tflite_path:
     # Imported only when asked: it loads the converter.
@@ -86,7 +92,8 @@ def main(argv):
     images = None
     if quantization == 'full_integer':
       images = tflite.representative_images_from_dataset(
-          FLAGS.dataset, FLAGS.dataset_dir, FLAGS.representative_split, options.crop_size,
+          model_flags.dataset_name(), FLAGS.dataset_dir, FLAGS.representative_split,
+          options.crop_size,
           FLAGS.num_representative_images, **resize)
     path = tflite.export_tflite(model, FLAGS.tflite_path, quantization, images,
                                 inference_scales=scales,

@@ -36,14 +36,17 @@ from absl import logging
 
 from deeplab_dpc import cli
 from deeplab_dpc import constants
+from deeplab_dpc import flags as model_flags
 from deeplab_dpc.flags import multi_ints
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum('mode', 'search', ['search', 'cache', 'rerank', 'fidelity'], 'What to do.')
-flags.DEFINE_string('dataset', 'cityscapes', 'Dataset name (cityscapes, pascal_voc_seg, '
-                    'pascal_person_part, demo).')
-flags.DEFINE_string('dataset_dir', None, 'Folder of the dataset TFRecords.')
+# search.py's own default (the paper searched on Cityscapes).
+_DEFAULT_DATASET = 'cityscapes'
+flags.DEFINE_string('dataset', None, model_flags.dataset_flag_help(_DEFAULT_DATASET))
+flags.DEFINE_string('dataset_dir', None, 'Folder of the dataset TFRecords; a folder with a '
+                    'dataset_info.json needs no --dataset.')
 flags.DEFINE_string('search_dir', None, 'The study folder (created; resumed if it exists).')
 flags.DEFINE_string('cache_dir', '', 'Feature cache folder; default <search_dir>/feature_cache.')
 flags.DEFINE_string('train_split', 'train', 'Split the proxy task trains on.')
@@ -143,7 +146,7 @@ def search_config():
   if not FLAGS.dataset_dir:
     raise ValueError('--dataset_dir is required')
   cache = feature_cache.CacheConfig(
-      dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir,
+      dataset=model_flags.dataset_name(_DEFAULT_DATASET), dataset_dir=FLAGS.dataset_dir,
       crop_size=_crop_size(FLAGS.train_crop_size, 'train_crop_size'),
       model_variant=FLAGS.model_variant, depth_multiplier=FLAGS.depth_multiplier,
       divisible_by=FLAGS.divisible_by, output_stride=FLAGS.output_stride,
@@ -179,7 +182,8 @@ def rerank_config():
                if FLAGS.rerank_eval_crop_size else None)
   decoder = multi_ints(FLAGS.rerank_decoder_output_stride, 'rerank_decoder_output_stride')
   return rerank.RerankConfig(
-      search_dir=FLAGS.search_dir, dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir,
+      search_dir=FLAGS.search_dir, dataset=model_flags.dataset_name(_DEFAULT_DATASET),
+      dataset_dir=FLAGS.dataset_dir,
       model_variant=FLAGS.model_variant, depth_multiplier=FLAGS.depth_multiplier,
       divisible_by=FLAGS.divisible_by, output_stride=FLAGS.output_stride,
       train_crop_size=_crop_size(FLAGS.train_crop_size, 'train_crop_size'),

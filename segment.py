@@ -14,8 +14,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('saved_model', None, 'SavedModel directory written by export.py.')
 flags.DEFINE_multi_string('image', None, 'Image file(s) to segment.')
 flags.DEFINE_string('output_dir', None, 'Directory for the predictions.')
-flags.DEFINE_enum('colormap', 'cityscapes', list(colormaps.COLORMAP_NAMES),
-                  'Colormap of the coloured predictions.')
+flags.DEFINE_enum('colormap', segment.DEFAULT_COLORMAP, list(colormaps.COLORMAP_NAMES),
+                  'Colormap of the coloured predictions. Unset: the colours of a custom '
+                  'dataset\'s export (its dataset_info.json), else cityscapes.')
 
 
 def main(argv):
@@ -24,7 +25,7 @@ def main(argv):
     if not getattr(FLAGS, name):
       raise ValueError(f'--{name} is required')
   for path in segment.segment_images(FLAGS.saved_model, FLAGS.image, FLAGS.output_dir,
-                                     FLAGS.colormap):
+                                     FLAGS.colormap if FLAGS['colormap'].present else None):
     print(f'wrote {path}')
 
 

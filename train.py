@@ -78,13 +78,14 @@ def main(argv):
   for name in ('dataset_dir', 'train_logdir'):
     if not getattr(FLAGS, name):
       raise ValueError(f'--{name} is required')
-  descriptor = descriptors.get_dataset_descriptor(FLAGS.dataset)
+  dataset = model_flags.dataset_name()
+  descriptor = descriptors.get_dataset_descriptor(dataset, FLAGS.dataset_dir)
   options = model_flags.model_options_from_flags(
       descriptor.num_classes, model_flags.crop_size(FLAGS.train_crop_size, 'train_crop_size'),
       fine_tune_batch_norm=FLAGS.fine_tune_batch_norm, weight_decay=FLAGS.weight_decay)
   label_weights = model_flags.multi_floats(FLAGS.label_weights, 'label_weights') or 1.0
   config = trainer.TrainConfig(
-      dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir, train_logdir=FLAGS.train_logdir,
+      dataset=dataset, dataset_dir=FLAGS.dataset_dir, train_logdir=FLAGS.train_logdir,
       model_options=options, train_split=FLAGS.train_split,
       train_batch_size=FLAGS.train_batch_size,
       training_number_of_steps=FLAGS.training_number_of_steps,

@@ -29,7 +29,8 @@ flags.DEFINE_multi_string('vis_crop_size', ['513,513'],
 flags.DEFINE_string('vis_split', 'val', 'Split to visualise.')
 flags.DEFINE_string('colormap_type', 'pascal',
                     'Colormap: ' + ', '.join(colormaps.COLORMAP_NAMES) +
-                    '; empty = the dataset\'s own.')
+                    '; empty = the dataset\'s own. Unset with a --dataset_dir whose '
+                    'dataset_info.json lists colours: those colours.')
 flags.DEFINE_boolean('also_save_raw_predictions', False,
                      'Also save raw predictions (Cityscapes: label ids for the benchmark).')
 flags.DEFINE_integer('max_number_of_iterations', 0,
@@ -43,10 +44,11 @@ def main(argv):
   eval_flags.check_common_flags()
   # Before the model is built, so that a missing checkpoint fails at once.
   eval_flags.check_checkpoint_now(FLAGS.max_number_of_iterations)
+  eval_flags.check_checkpoint_classes()
   config = eval_flags.eval_config(FLAGS.vis_split, FLAGS.vis_batch_size)
   runner = visualizer.Visualizer(
       eval_flags.model_options('vis_crop_size'), config, FLAGS.vis_logdir,
-      colormap_type=FLAGS.colormap_type,
+      colormap_type=eval_flags.colormap_type(),
       also_save_raw_predictions=FLAGS.also_save_raw_predictions,
       show_progress=FLAGS.show_progress)
   if FLAGS.checkpoint_path:

@@ -37,7 +37,7 @@ from deeplab_dpc.evaluation import metrics
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('checkpoint_path', None, 'Checkpoint to measure; unset: random weights.')
-flags.DEFINE_string('dataset', 'demo', 'Dataset name.')
+flags.DEFINE_string('dataset', None, model_flags.dataset_flag_help('demo'))
 flags.DEFINE_string('dataset_dir', None, 'TFRecord folder of the dataset.')
 flags.DEFINE_string('eval_split', 'val', 'Split the mIOU is measured on.')
 flags.DEFINE_string('calibration_split', 'train', 'Split of the full-integer calibration.')
@@ -76,7 +76,8 @@ def _measure(model, samples, descriptor, crop_size, output_dir):
   saved_model = serving.export_saved_model(model, os.path.join(output_dir, 'saved_model'))
   serve = tf.saved_model.load(saved_model).signatures['serving_default']
   calibration = tflite.representative_images_from_dataset(
-      FLAGS.dataset, FLAGS.dataset_dir, FLAGS.calibration_split, crop_size,
+      model_flags.dataset_name(default='demo'), FLAGS.dataset_dir, FLAGS.calibration_split,
+      crop_size,
       FLAGS.num_calibration_images)
 
   def saved_model_predict(image):
@@ -112,7 +113,8 @@ def main(argv):
   if not FLAGS.dataset_dir:
     raise ValueError('--dataset_dir is required (build the demo set with '
                      'datasets/build_demo_data.py)')
-  descriptor = descriptors.get_dataset_descriptor(FLAGS.dataset)
+  dataset_name = model_flags.dataset_name(default='demo')
+  descriptor = descriptors.get_dataset_descriptor(dataset_name, FLAGS.dataset_dir)
   crop_size = tuple(model_flags.multi_ints(FLAGS.crop_size, 'crop_size'))
   options = model_flags.model_options_from_flags(descriptor.num_classes, crop_size)
   model = model_lib.build_model(options)
@@ -121,7 +123,7 @@ def main(argv):
   weights = FLAGS.checkpoint_path or 'random initial weights'
 
   # Evaluation images: original size (the SavedModel pads them itself) and labels.
-  dataset = pipeline.build_dataset(FLAGS.dataset, FLAGS.dataset_dir, FLAGS.eval_split,
+  dataset = pipeline.build_dataset(dataset_name, FLAGS.dataset_dir, FLAGS.eval_split,
                                    crop_size=crop_size, batch_size=1, is_training=False,
                                    shuffle=False, seed=0)
   if FLAGS.max_eval_images:
@@ -144,7 +146,7 @@ def main(argv):
 
   print(f'\n{options.model_variant}, output stride {options.output_stride}, input '
         f'{crop_size[0]}x{crop_size[1]}, batch 1; weights: {weights}; mIOU on '
-        f'{FLAGS.dataset}/{FLAGS.eval_split} ({len(samples)} images); TFLite with '
+        f'{descriptor.name}/{FLAGS.eval_split} ({len(samples)} images); TFLite with '
         f'{FLAGS.num_threads} threads; {where}\n')
   print('| model | size (MB) | median latency (ms) | mIOU | mIOU - float | '
         'pixels = float |')

@@ -116,6 +116,52 @@ def is_object_based(path: str) -> bool:
   return _OBJECT_GRAPH_KEY in tf.train.load_checkpoint(path).get_variable_to_shape_map()
 
 
+def _reader(path: str, flag: str):
+  """(resolved prefix, checkpoint reader); errors name `--flag`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = _resolve(path, flag)
+  try:
+    return path, tf.train.load_checkpoint(path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise UnreadableCheckpointError(f'--{flag}: {path} is not a readable checkpoint '
+                                    f'({_one_line(e)})') from None
+
+
+def logits_num_classes(path: str, flag: str = 'tf_initial_checkpoint') -> int | None:
+  """The class count a checkpoint's logits predict; None when it has no logits.
+
+  Read from the shapes alone (no tensor is loaded), so a class count that
+  disagrees with the dataset is found before any model is built.
+
+  Raises:
+    FileNotFoundError / ValueError: no checkpoint at `path` (naming `--flag`).
+  """
+  path, reader = _reader(path, flag)
+  counts = {shape[-1] for name, (_, shape) in _checkpoint_variables(reader).items()
+            if name.startswith(constants.LOGITS_SCOPE_NAME + '/') and shape}
+  return max(counts) if counts else None
+
+
+def check_num_classes(path: str, num_classes: int, flag: str, source: str,
+                      hint: str = '') -> None:
+  """Refuses a checkpoint whose logits predict another number of classes.
+
+  Args:
+    path: Checkpoint prefix or directory.
+    num_classes: The class count the run needs.
+    flag: The checkpoint's flag (named in the message).
+    source: What says `num_classes` (e.g. '--dataset=custom (DIR/dataset_info.json)').
+    hint: A remedy appended to the message.
+
+  Raises:
+    ValueError: Naming both class counts, the flag and `source`.
+  """
+  found = logits_num_classes(path, flag)
+  if found is not None and found != num_classes:
+    raise ValueError(f'--{flag}={path} predicts {found} classes (its logits) but {source} '
+                     f'has {num_classes}' + (f': {hint}' if hint else ''))
+
+
 def _selected(names, mode: str, backbone_scope: str) -> set[str]:
   if mode == BACKBONE:
     return {n for n in names if n.startswith(backbone_scope)}
@@ -160,12 +206,7 @@ def load_checkpoint(model, path: str, mode: str = STRICT,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if mode not in MODES:
     raise ValueError(f'checkpoint mode must be one of {MODES}, got {mode!r}')
-  path = _resolve(path, flag)
-  try:
-    reader = tf.train.load_checkpoint(path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise UnreadableCheckpointError(f'--{flag}: {path} is not a readable checkpoint '
-                                    f'({_one_line(e)})') from None
+  path, reader = _reader(path, flag)
   stored = _checkpoint_variables(reader)
   ours = original_names(model)
   wanted = _selected(ours, mode, _backbone_scope(model))

@@ -10,6 +10,9 @@ from deeplab_dpc.options import ModelOptions
 
 FLAGS = flags.FLAGS
 
+# The original common.py's --dataset default.
+DEFAULT_DATASET = 'pascal_voc_seg'
+
 
 def define_model_flags(model_variant='mobilenet_v2', output_stride=16):
   """Defines the model flags with the original names and defaults.
@@ -47,15 +50,76 @@ def define_model_flags(model_variant='mobilenet_v2', output_stride=16):
                        'Upsample logits before the argmax.')
 
 
-def define_dataset_flags():
-  """The original's dataset and resizing flags, shared by train, eval, vis and search."""
+def dataset_flag_help(default: str) -> str:
+  """The `--dataset` help of every CLI: built-in names, 'custom' and the default."""
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('dataset', 'pascal_voc_seg',
-                      'Dataset: ' + ', '.join(descriptors.DATASET_NAMES) + '.')
-  flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards (or tfds:<name>).')
+  return ('Dataset: ' + ', '.join(descriptors.DATASET_NAMES) + f', or '
+          f'{descriptors.CUSTOM_DATASET} (the dataset_info.json of --dataset_dir, written by '
+          'datasets/build_custom_data.py). Unset: custom when --dataset_dir holds a '
+          f'dataset_info.json, else {default}.')
+
+
+def define_dataset_flags():
+  """The original's dataset and resizing flags, shared by train, eval, vis and export.
+
+  --dataset is unset by default (`dataset_name` resolves it): the original's
+  'pascal_voc_seg', or the custom dataset of a --dataset_dir with a
+  `dataset_info.json`.
+  """
+  flags.DEFINE_string('dataset', None, dataset_flag_help(DEFAULT_DATASET))
+  flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards (or tfds:<name>); '
+                      'a folder with a dataset_info.json needs no --dataset.')
   flags.DEFINE_integer('min_resize_value', None, 'Resize the smaller image side to this.')
   flags.DEFINE_integer('max_resize_value', None, 'Maximum size of the larger image side.')
   flags.DEFINE_integer('resize_factor', None, 'Resized sides are multiples of it plus one.')
+
+
+def dataset_name(default: str = DEFAULT_DATASET) -> str:
+  """The dataset --dataset and --dataset_dir name (`descriptors.resolve_dataset_name`).
+
+  Args:
+    default: An unset --dataset without a `dataset_info.json` (a CLI with
+      its own --dataset flag passes its own default).
+
+  Raises:
+    FileNotFoundError: --dataset=custom without a dataset_info.json (named).
+  """
+  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
+  return descriptors.resolve_dataset_name(FLAGS.dataset, FLAGS.dataset_dir,
+                                          default)
+
+
+def dataset_descriptor(default: str = DEFAULT_DATASET):
+  """The `DatasetDescriptor` of --dataset and --dataset_dir (see `dataset_name`)."""
+  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
+  return descriptors.get_dataset_descriptor(dataset_name(default), FLAGS.dataset_dir)
+
+
+def num_classes_and_dataset(flag: str = 'num_classes'):
+  """A --num_classes flag checked against a --dataset_dir's dataset.
+
+  With a custom dataset (a --dataset_dir holding `dataset_info.json`) the class
+  count is the file's and --num_classes may be left out; a --num_classes given
+  with it must agree. Otherwise the flag's value stands, as in the original
+  export_model.py (a built-in --dataset there only names calibration images).
+
+  Returns:
+    (number of classes, the custom `DatasetDescriptor` or None).
+
+  Raises:
+    ValueError: --num_classes disagrees with the dataset (both numbers named).
+    FileNotFoundError: --dataset=custom without a dataset_info.json.
+  """
+  value, given = getattr(FLAGS, flag), FLAGS[flag].present
+  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
+  name = dataset_name()
+  if name != descriptors.CUSTOM_DATASET:
+    return value, None
+  descriptor = descriptors.get_dataset_descriptor(name, FLAGS.dataset_dir)
+  if given and value != descriptor.num_classes:
+    raise ValueError(f'--{flag}={value} but {descriptor.flag} has {descriptor.num_classes} '
+                     f'classes: leave out --{flag} or give {descriptor.num_classes}')
+  return descriptor.num_classes, descriptor
 
 
 def multi_ints(values, flag: str) -> list[int] | None:

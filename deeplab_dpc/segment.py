@@ -105,6 +105,15 @@ def read_export_options(saved_model_dir: str) -> dict | None:
     raise ValueError(f'--saved_model: {path} is not readable JSON ({e})') from None
 
 
+DEFAULT_COLORMAP = 'cityscapes'
+
+
+def export_colormap(export_options: dict | None):
+  """The colours of an export's dataset ([N, 3]), or `DEFAULT_COLORMAP` if it has none."""
+  colors = ((export_options or {}).get('dataset') or {}).get('colormap')
+  return np.asarray(colors, dtype=np.int64) if colors else DEFAULT_COLORMAP
+
+
 def check_saved_model_dir(saved_model_dir: str) -> None:
   """Raises naming `--saved_model` when the folder is not a SavedModel."""
   if not os.path.exists(saved_model_dir):
@@ -181,8 +190,11 @@ def _assertion(message: str) -> str:
 
 
 def segment_images(saved_model_dir: str, image_paths, output_dir: str,
-                   colormap: str = 'cityscapes') -> list[str]:
+                   colormap: str | None = 'cityscapes') -> list[str]:
   """Runs `serving_default` on each image; writes `<name>_prediction.png` (coloured).
+
+  `colormap` None: the colours of the export's dataset (a custom dataset's,
+  recorded by export.py), else 'cityscapes'.
 
   Also writes `<name>_labels.png` (raw class ids) beside it. The arguments and
   every image's header and size are checked before the first prediction is
@@ -201,6 +213,8 @@ def segment_images(saved_model_dir: str, image_paths, output_dir: str,
   export_options = read_export_options(saved_model_dir)
   for path in image_paths:
     check_fits_export(path, image_size(path), export_options)
+  if colormap is None:
+    colormap = export_colormap(export_options)
   try:
     loaded = tf.saved_model.load(saved_model_dir)
   except Exception as e:  # pylint: disable=broad-except

@@ -322,14 +322,23 @@ def _replace_directory(tmp: str, path: str) -> None:
   shutil.rmtree(aside)
 
 
+def dataset_settings(descriptor) -> dict:
+  """What an export records of its dataset: name, class names, ignore label, colours."""
+  return {'name': descriptor.name, 'class_names': list(descriptor.class_names),
+          'ignore_label': int(descriptor.ignore_label),
+          'colormap': ([list(c) for c in descriptor.colors]
+                       if descriptor.colors is not None else None)}
+
+
 def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
                        inference_scales=(1.0,), add_flipped_images=False, *,
                        min_resize_value=None, max_resize_value=None,
-                       resize_factor=None, overwrite: bool = False) -> str:
+                       resize_factor=None, overwrite: bool = False, dataset=None) -> str:
   """Writes a SavedModel with `serving_default` (frozen weights), atomically.
 
   The model options and the export settings go along as
-  `assets/deeplab_options.json`. The export is written into a hidden sibling
+  `assets/deeplab_options.json` (with `dataset`: its class names, ignore label
+  and colours, so that segment.py draws a custom dataset in its own colours). The export is written into a hidden sibling
   folder and renamed into place, so a failure (disk full, a kill) leaves any
   previous export untouched. Only a previous SavedModel export (or an empty
   folder) is replaced, unless `overwrite`. The folder's mode follows the umask.
@@ -343,6 +352,7 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
     max_resize_value: See `serving_function`.
     resize_factor: See `serving_function`.
     overwrite: Replace whatever is at `export_path` (a file, another folder).
+    dataset: Optional `DatasetDescriptor` of the data the model was trained on.
 
   Returns:
     export_path.
@@ -370,14 +380,16 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
       module.serve = serve
       tf.saved_model.save(module, tmp, signatures={'serving_default': serve})
       os.makedirs(os.path.join(tmp, 'assets'), exist_ok=True)
-      fileio.atomic_write(
-          os.path.join(tmp, 'assets', OPTIONS_ASSET),
-          json.dumps({'model_options': model.options.to_dict(),
-                      'inference_scales': list(inference_scales),
-                      'add_flipped_images': bool(add_flipped_images),
-                      'min_resize_value': min_resize_value,
-                      'max_resize_value': max_resize_value,
-                      'resize_factor': resize_factor}, indent=1))
+      settings = {'model_options': model.options.to_dict(),
+                  'inference_scales': list(inference_scales),
+                  'add_flipped_images': bool(add_flipped_images),
+                  'min_resize_value': min_resize_value,
+                  'max_resize_value': max_resize_value,
+                  'resize_factor': resize_factor}
+      if dataset is not None:
+        settings['dataset'] = dataset_settings(dataset)
+      fileio.atomic_write(os.path.join(tmp, 'assets', OPTIONS_ASSET),
+                          json.dumps(settings, indent=1))
     except (OSError, tf.errors.OpError) as e:
       disk_full = fileio.as_disk_full(e, export_path)
       if disk_full is None:

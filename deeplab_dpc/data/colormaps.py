@@ -62,13 +62,37 @@ def colormap(name):
   return _COLORMAP_FACTORIES[name]()
 
 
+def with_colors(colors):
+  """A [256, 3] colormap: `colors` for the first classes, the PASCAL colours after.
+
+  Args:
+    colors: [N, 3] RGB values in [0, 255], N <= 256 (a dataset's own class
+      colours, e.g. `dataset_info.json`'s `colormap`).
+
+  Returns:
+    A uint8 numpy array of shape [256, 3].
+
+  Raises:
+    ValueError: If `colors` is not [N, 3] with N <= 256 and values in [0, 255].
+  """
+  colors = np.asarray(colors)
+  if (colors.ndim != 2 or colors.shape[1] != 3 or len(colors) > _COLORMAP_SIZE or
+      (colors.size and (colors.min() < 0 or colors.max() > 255))):
+    raise ValueError(f'A colormap must be [N <= {_COLORMAP_SIZE}, 3] RGB values in [0, 255], '
+                     f'got shape {colors.shape}.')
+  out = _pascal_colormap()
+  out[:len(colors)] = colors.astype(np.uint8)
+  return out
+
+
 def colorize(label_map, name):
   """Maps a label map to RGB colours.
 
   Args:
     label_map: Integer array of shape [H, W] or [H, W, 1] with values in
       [0, 255].
-    name: Colormap name, see `colormap`.
+    name: Colormap name (see `colormap`), or an [N, 3] array of colours (see
+      `with_colors`; a custom dataset's `descriptor.colormap()`).
 
   Returns:
     A uint8 array of shape [H, W, 3].
@@ -84,4 +108,5 @@ def colorize(label_map, name):
   if label_map.size and (label_map.min() < 0 or label_map.max() >= _COLORMAP_SIZE):
     raise ValueError(f'Label values must be in [0, {_COLORMAP_SIZE - 1}], got range '
                      f'[{label_map.min()}, {label_map.max()}].')
-  return colormap(name)[label_map.astype(np.int64)]
+  table = colormap(name) if isinstance(name, str) else with_colors(name)
+  return table[label_map.astype(np.int64)]

@@ -5,6 +5,7 @@ import pytest
 
 from deeplab_dpc import constants
 from deeplab_dpc.data import colormaps
+from deeplab_dpc.data import dataset_info
 from deeplab_dpc.data import descriptors
 
 
@@ -61,3 +62,67 @@ def test_colorize():
   np.testing.assert_array_equal(rgb[0, 1], [128, 0, 0])
   with pytest.raises(ValueError, match='Label values'):
     descriptors.colorize(np.array([[300]]), 'pascal')
+
+
+def _custom_dir(tmp_path, colormap=((10, 20, 30), (0, 200, 0), (200, 0, 0))):
+  dataset_info.write_dataset_info(
+      str(tmp_path), name='fields', class_names=['sky', 'grass', 'cow'], ignore_label=254,
+      splits_to_sizes={'train': 6, 'val': 2}, colormap=colormap,
+      class_pixel_counts={'train': [1, 2, 3]})
+  return str(tmp_path)
+
+
+@pytest.mark.parametrize('name', [None, '', 'custom'])
+def test_a_folder_with_dataset_info_is_a_custom_dataset(tmp_path, name):
+  directory = _custom_dir(tmp_path)
+  assert descriptors.resolve_dataset_name(name, directory) == 'custom'
+  descriptor = descriptors.get_dataset_descriptor(name, directory)
+  assert descriptor.name == 'custom'
+  assert descriptor.num_classes == 3 and descriptor.ignore_label == 254
+  assert descriptor.class_names == ('sky', 'grass', 'cow')
+  assert descriptor.splits_to_sizes == {'train': 6, 'val': 2}
+  assert descriptor.class_pixel_counts == {'train': (1, 2, 3)}
+  assert descriptor.canonical_split('val') == 'val'
+  assert descriptor.flag == f'--dataset=custom ({directory}/dataset_info.json)'
+  colormap = descriptor.colormap()
+  assert colormap.shape == (256, 3) and colormap.dtype == np.uint8
+  np.testing.assert_array_equal(colormap[:3], [[10, 20, 30], [0, 200, 0], [200, 0, 0]])
+  # The classes past the file's own colours (and the ignore label) keep PASCAL's.
+  np.testing.assert_array_equal(colormap[3:], colormaps.colormap('pascal')[3:])
+
+
+def test_a_custom_dataset_without_colours_draws_in_pascal_colours(tmp_path):
+  descriptor = descriptors.get_dataset_descriptor(None, _custom_dir(tmp_path, colormap=None))
+  assert descriptor.colors is None
+  np.testing.assert_array_equal(descriptor.colormap(), colormaps.colormap('pascal'))
+
+
+def test_built_in_names_win_over_the_file(tmp_path):
+  directory = _custom_dir(tmp_path)
+  assert descriptors.get_dataset_descriptor('demo', directory) is descriptors.DEMO
+  assert descriptors.resolve_dataset_name('cityscapes', directory) == 'cityscapes'
+
+
+def test_unset_without_a_file_is_the_original_default(tmp_path):
+  assert descriptors.resolve_dataset_name(None, str(tmp_path)) == 'pascal_voc_seg'
+  assert descriptors.resolve_dataset_name('', None, default='cityscapes') == 'cityscapes'
+  assert descriptors.get_dataset_descriptor(None) is descriptors.PASCAL_VOC_SEG
+
+
+def test_custom_without_the_file_names_the_flag_and_the_file(tmp_path):
+  with pytest.raises(FileNotFoundError, match=f'--dataset=custom .*--dataset_dir={tmp_path} '
+                     'has no dataset_info.json'):
+    descriptors.get_dataset_descriptor('custom', str(tmp_path))
+  with pytest.raises(FileNotFoundError, match='no --dataset_dir holding dataset_info.json'):
+    descriptors.resolve_dataset_name('custom', None)
+
+
+def test_colorize_takes_a_colour_table():
+  label = np.array([[0, 1], [2, 255]], dtype=np.uint8)
+  rgb = colormaps.colorize(label, [[1, 2, 3], [4, 5, 6]])
+  np.testing.assert_array_equal(rgb[0], [[1, 2, 3], [4, 5, 6]])
+  np.testing.assert_array_equal(rgb[1], colormaps.colormap('pascal')[[2, 255]])
+  with pytest.raises(ValueError, match='A colormap must be'):
+    colormaps.colorize(label, [[1, 2]])
+  with pytest.raises(ValueError, match='A colormap must be'):
+    colormaps.colorize(label, [[1, 2, 300]])

@@ -53,7 +53,7 @@ def list_files(dataset_dir, split, dataset_name=None):
   """
   names = [split]
   if dataset_name is not None:
-    descriptor = descriptors.get_dataset_descriptor(dataset_name)
+    descriptor = descriptors.get_dataset_descriptor(dataset_name, dataset_dir)
     canonical = descriptor.canonical_split(split)
     names = [canonical] + [alias for alias, target in descriptor.split_aliases.items()
                            if target == canonical]
@@ -129,8 +129,9 @@ def build_dataset(dataset_name, dataset_dir, split, *, crop_size, batch_size, is
   """Builds the input pipeline of one split.
 
   Args:
-    dataset_name: 'cityscapes', 'pascal_voc_seg', 'pascal_person_part' or
-      'demo' (the `--dataset` flag).
+    dataset_name: 'cityscapes', 'pascal_voc_seg', 'pascal_person_part',
+      'demo' or 'custom' (the `--dataset` flag; 'custom' reads
+      `dataset_dir/dataset_info.json`).
     dataset_dir: Folder of the TFRecord shards, or 'tfds:<name>' for a
       tensorflow-datasets source (e.g. 'tfds:cityscapes/semantic_segmentation').
     split: Split name (aliases accepted).
@@ -173,7 +174,7 @@ def build_dataset(dataset_name, dataset_dir, split, *, crop_size, batch_size, is
       for the number of input pipelines, or a truncated shard (named).
     FileNotFoundError: If the split has no files.
   """
-  descriptor = descriptors.get_dataset_descriptor(dataset_name)
+  descriptor = descriptors.get_dataset_descriptor(dataset_name, dataset_dir)
   split = descriptor.canonical_split(split)
   crop_height, crop_width = _crop_size(crop_size)
   if is_training and not with_label:

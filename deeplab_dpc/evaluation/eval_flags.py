@@ -4,10 +4,12 @@ Only flag definition and parsing live here; the work is in `evaluator` and
 `visualizer`. List flags take comma lists or the original repeated form.
 """
 
+import os
+
 from absl import flags
 
+from deeplab_dpc import checkpoints
 from deeplab_dpc import flags as model_flags
-from deeplab_dpc.data import descriptors
 from deeplab_dpc.evaluation import evaluator
 from deeplab_dpc.evaluation import watch
 
@@ -58,6 +60,54 @@ def check_checkpoint_now(max_count: int) -> None:
       raise FileNotFoundError(watch.no_checkpoint_message(FLAGS.checkpoint_dir))
 
 
+def check_checkpoint_classes() -> None:
+  """Refuses, before the model is built, a checkpoint trained for another class count.
+
+  --checkpoint_path: its logits' shape. --checkpoint_dir: the `model_options.json`
+  train.py wrote there, else its latest checkpoint's logits (none yet: nothing
+  to check until one appears, and then loading it names any mismatch).
+
+  Raises:
+    ValueError: Naming both class counts, the flag (or file) and the dataset.
+  """
+  descriptor = model_flags.dataset_descriptor()
+  if FLAGS.checkpoint_path:
+    path = watch.resolve_checkpoint(FLAGS.checkpoint_path, 'checkpoint_path')
+    checkpoints.check_num_classes(path, descriptor.num_classes, 'checkpoint_path',
+                                  descriptor.flag)
+    return
+  from deeplab_dpc.training import trainer  # pylint: disable=g-import-not-at-top
+  options_file = os.path.join(FLAGS.checkpoint_dir, trainer.OPTIONS_FILE)
+  if os.path.isfile(options_file):
+    try:
+      trained = trainer.read_options(FLAGS.checkpoint_dir).num_classes
+    except (OSError, ValueError, TypeError, KeyError):
+      trained = None  # Unreadable: the checkpoint itself is checked when loaded.
+    if trained is not None and trained != descriptor.num_classes:
+      raise ValueError(f'--checkpoint_dir={FLAGS.checkpoint_dir} holds a model of {trained} '
+                       f'classes ({options_file}) but {descriptor.flag} has '
+                       f'{descriptor.num_classes}')
+    return
+  latest = watch.latest_checkpoint(FLAGS.checkpoint_dir)
+  if latest is not None:
+    checkpoints.check_num_classes(latest, descriptor.num_classes, 'checkpoint_dir',
+                                  descriptor.flag)
+
+
+def colormap_type() -> str:
+  """vis.py's --colormap_type: unset, a custom dataset's own colours ('') win.
+
+  The flag keeps the original's 'pascal' default for the built-in datasets; a
+  folder with a `dataset_info.json` colormap is drawn in its colours unless the
+  flag is given.
+  """
+  if FLAGS['colormap_type'].present:
+    return FLAGS.colormap_type
+  if model_flags.dataset_descriptor().colors is not None:
+    return ''
+  return FLAGS.colormap_type
+
+
 def crop_size(flag: str) -> list[int]:
   """The [height, width] of a crop-size flag, checked."""
   return list(model_flags.crop_size(getattr(FLAGS, flag), flag))
@@ -66,7 +116,7 @@ def crop_size(flag: str) -> list[int]:
 def eval_config(split: str, batch_size: int) -> evaluator.EvalConfig:
   """The `EvalConfig` of the common flags for `split` and `batch_size`."""
   return evaluator.EvalConfig(
-      dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir, split=split,
+      dataset=model_flags.dataset_name(), dataset_dir=FLAGS.dataset_dir, split=split,
       batch_size=batch_size,
       eval_scales=model_flags.multi_floats(FLAGS.eval_scales, 'eval_scales') or [],
       add_flipped_images=FLAGS.add_flipped_images,
@@ -76,5 +126,5 @@ def eval_config(split: str, batch_size: int) -> evaluator.EvalConfig:
 
 def model_options(crop_flag: str):
   """Model options of the model flags at the crop size of `crop_flag`."""
-  num_classes = descriptors.get_dataset_descriptor(FLAGS.dataset).num_classes
+  num_classes = model_flags.dataset_descriptor().num_classes
   return model_flags.model_options_from_flags(num_classes, crop_size(crop_flag))

@@ -37,7 +37,7 @@ class EvalConfig:
   """What to evaluate on and how; field names follow the original flags.
 
   Attributes:
-    dataset: Dataset name (`--dataset`).
+    dataset: Dataset name (`--dataset`; 'custom' reads `dataset_dir/dataset_info.json`).
     dataset_dir: TFRecord folder or 'tfds:<name>' (`--dataset_dir`).
     split: Split to evaluate (`--eval_split`).
     batch_size: Images per forward pass (`--eval_batch_size`).
@@ -65,19 +65,21 @@ class EvalConfig:
       raise ValueError(f'--eval_scales must be positive numbers, got {list(self.eval_scales)}')
     if self.batch_size < 1:
       raise ValueError(f'--eval_batch_size must be at least 1, got {self.batch_size}')
-    descriptors.get_dataset_descriptor(self.dataset)  # Names --dataset if unknown.
+    # Names --dataset if unknown (or --dataset_dir without a dataset_info.json).
+    descriptors.get_dataset_descriptor(self.dataset, self.dataset_dir)
     if not self.dataset_dir:
       raise ValueError('--dataset_dir is required')
 
   @property
   def descriptor(self) -> descriptors.DatasetDescriptor:
-    return descriptors.get_dataset_descriptor(self.dataset)
+    return descriptors.get_dataset_descriptor(self.dataset, self.dataset_dir)
 
   def check_num_classes(self, num_classes: int) -> None:
     """Raises ValueError naming --dataset unless the model predicts its classes."""
-    if num_classes != self.descriptor.num_classes:
-      raise ValueError(f'The model has {num_classes} classes but --dataset='
-                       f'{self.dataset} has {self.descriptor.num_classes}')
+    descriptor = self.descriptor
+    if num_classes != descriptor.num_classes:
+      raise ValueError(f'The model has {num_classes} classes but {descriptor.flag} '
+                       f'has {descriptor.num_classes}')
 
 
 def summary_tag_prefix(eval_scales: Sequence[float], add_flipped_images: bool) -> str:

@@ -86,7 +86,8 @@ def visualize_dataset(predict_fn: Callable, dataset, vis_logdir: str, colormap_n
     predict_fn: images float32 [B, H, W, 3] -> int predictions [B, H, W].
     dataset: Batches of the evaluation pipeline.
     vis_logdir: Output folder.
-    colormap_name: A `colormaps.COLORMAP_NAMES` entry.
+    colormap_name: A `colormaps.COLORMAP_NAMES` entry, or a [N, 3] colour
+      table (a custom dataset's `descriptor.colormap()`).
     config: The `EvalConfig` the dataset was built with (for the resizing).
     also_save_raw_predictions: Also write raw predictions named after the images.
     raw_label_ids: Write raw predictions as Cityscapes label ids.
@@ -95,7 +96,8 @@ def visualize_dataset(predict_fn: Callable, dataset, vis_logdir: str, colormap_n
   Returns:
     Number of images written.
   """
-  colormaps.colormap(colormap_name)  # An unknown name fails before any work.
+  if isinstance(colormap_name, str):
+    colormaps.colormap(colormap_name)  # An unknown name fails before any work.
   save_dir = os.path.join(vis_logdir, SEMANTIC_PREDICTION_SAVE_FOLDER)
   raw_save_dir = os.path.join(vis_logdir, RAW_SEMANTIC_PREDICTION_SAVE_FOLDER)
   os.makedirs(save_dir, exist_ok=True)
@@ -144,7 +146,8 @@ class Visualizer:
     model_options: `ModelOptions` with `crop_size` = the vis crop size.
     config: `evaluator.EvalConfig` (its `split` is the vis split).
     vis_logdir: Output folder.
-    colormap_type: Colormap name; '' = the dataset's own.
+    colormap_type: Colormap name; '' = the dataset's own (a custom dataset's
+      colours from its `dataset_info.json`).
     also_save_raw_predictions: Also write raw predictions (label ids for Cityscapes).
     show_progress: Report progress while writing.
     model: An already built model for `model_options` (else one is built).
@@ -156,8 +159,13 @@ class Visualizer:
     if not vis_logdir:
       raise ValueError('--vis_logdir is required')
     config.check_num_classes(model_options.num_classes)
-    self.colormap_type = colormap_type or config.descriptor.colormap_name
-    if self.colormap_type not in colormaps.COLORMAP_NAMES:
+    if colormap_type:
+      self.colormap_type = colormap_type
+    else:
+      descriptor = config.descriptor
+      self.colormap_type = (descriptor.colormap() if descriptor.colors is not None
+                            else descriptor.colormap_name)
+    if colormap_type and colormap_type not in colormaps.COLORMAP_NAMES:
       raise ValueError(f'--colormap_type={colormap_type!r} is not one of '
                        f'{", ".join(colormaps.COLORMAP_NAMES)}')
     self.options = model_options

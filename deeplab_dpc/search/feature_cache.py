@@ -354,9 +354,11 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
   """
   config.validate()
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
-  descriptor = descriptors.get_dataset_descriptor(config.dataset)
+  descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
   if descriptor.ignore_label != 255 or descriptor.num_classes > 255:
-    raise ValueError(f'--dataset={config.dataset}: labels must fit uint8 with ignore label 255')
+    raise ValueError(f'{descriptor.flag}: the feature cache needs labels that fit uint8 with '
+                     f'ignore label 255 (it has {descriptor.num_classes} classes, ignore label '
+                     f'{descriptor.ignore_label})')
   fingerprint = checkpoint_fingerprint(config.tf_initial_checkpoint, config.seed)
   manifest = read_manifest(cache_dir)
   if manifest is not None:

@@ -108,10 +108,11 @@ def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
   keras.backend.clear_session()  # Each cell is a new model; keep memory flat.
   from deeplab_dpc import options as options_lib  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
-  descriptor = descriptors.get_dataset_descriptor(config.dataset)
+  descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
   eval_crop = config.eval_crop_size or _DEFAULT_EVAL_CROP.get(config.dataset)
   if not eval_crop:
-    raise ValueError(f'--rerank_eval_crop_size is required for --dataset={config.dataset}')
+    raise ValueError(f'--rerank_eval_crop_size is required for {descriptor.flag} (a crop '
+                     'holding its largest image, e.g. 513,513)')
   common = dict(num_classes=descriptor.num_classes, model_variant=config.model_variant,
                 output_stride=config.output_stride, depth_multiplier=config.depth_multiplier,
                 divisible_by=config.divisible_by,

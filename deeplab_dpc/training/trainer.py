@@ -235,16 +235,17 @@ def _train(config: TrainConfig) -> dict:
     keras.mixed_precision.set_global_policy(f'mixed_{config.mixed_precision}')
   num_replicas = strategy.num_replicas_in_sync
   config.validate(num_replicas)
-  descriptor = descriptors.get_dataset_descriptor(config.dataset)
+  descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
   options = config.model_options
   if options.num_classes != descriptor.num_classes:
-    raise ValueError(f'--dataset={config.dataset} has {descriptor.num_classes} classes but '
+    raise ValueError(f'{descriptor.flag} has {descriptor.num_classes} classes but '
                      f'the model options say {options.num_classes}')
   # Batch statistics are shared across replicas whenever they are trained.
   options = options.replace(sync_batch_norm=options.fine_tune_batch_norm and num_replicas > 1)
   if not tfds_source.is_tfds_source(config.dataset_dir):
     pipeline.list_files(config.dataset_dir, config.train_split, config.dataset)  # Fail early.
   check_resume_options(config, options)
+  check_initial_checkpoint_classes(config, descriptor)
   chief = strategies.is_chief(strategy)
 
   with strategy.scope():
@@ -380,7 +381,7 @@ def _train(config: TrainConfig) -> dict:
         _write_scalars(metrics, float(schedule(step)), step)
         if config.save_summaries_images:
           _write_images(model, strategy.experimental_local_results(batch)[0],
-                        descriptor.colormap_name, step)
+                        descriptor.colormap(), step)
       due = ((config.save_interval_steps and step % config.save_interval_steps == 0) or
              (config.save_interval_secs and time.time() - last_save_time >=
               config.save_interval_secs))
@@ -637,6 +638,28 @@ def check_resume_options(config: TrainConfig, options: ModelOptions) -> None:
                      'train in a new --train_logdir')
 
 
+def check_initial_checkpoint_classes(config: TrainConfig, descriptor) -> None:
+  """Refuses, before any training, an initial checkpoint of another class count.
+
+  Only when its logits would be loaded (`--initialize_last_layer`, a new logdir):
+  fine-tuning to a new class count with `--initialize_last_layer=false` is the
+  original's way and stays allowed; a missing checkpoint is `_initialise`'s error.
+
+  Raises:
+    ValueError: Naming both class counts, `--tf_initial_checkpoint` and the dataset.
+  """
+  if (not config.tf_initial_checkpoint or not config.initialize_last_layer or
+      tf.train.latest_checkpoint(config.train_logdir)):
+    return
+  try:
+    checkpoints.check_num_classes(
+        config.tf_initial_checkpoint, descriptor.num_classes, 'tf_initial_checkpoint',
+        descriptor.flag, hint='pass --initialize_last_layer=false to train new logits '
+        'for this dataset')
+  except FileNotFoundError:
+    return
+
+
 def _write_scalars(metrics: dict, learning_rate: float, step: int) -> None:
   for name in ('total_loss', 'segmentation_loss', 'regularization_loss'):
     tf.summary.scalar(f'losses/{name}', metrics[name], step=step)
@@ -645,8 +668,11 @@ def _write_scalars(metrics: dict, learning_rate: float, step: int) -> None:
     tf.summary.scalar('pixel_accuracy', metrics['correct'] / metrics['valid'], step=step)
 
 
-def _write_images(model, batch, colormap_name: str, step: int) -> None:
-  """Image, coloured label and coloured prediction of the first replica's batch."""
+def _write_images(model, batch, colormap_name, step: int) -> None:
+  """Image, coloured label and coloured prediction of the first replica's batch.
+
+  `colormap_name` is a colormap name or a [N, 3] colour table (`colorize`).
+  """
   images = batch['image'][:3]
   predictions = model_lib.predict(model, images)['semantic_predictions'].numpy()
   labels = batch['label'][:3, ..., 0].numpy()
