@@ -39,13 +39,14 @@ def _train_flags(data_dir, logdir, *extra):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """The custom folder and a train.py run on it without --dataset."""
+  """The custom folder and a train.py run on it without --dataset, class-weighted."""
   root = tmp_path_factory.mktemp('custom')
-  data_dir = custom_dataset.write(str(root / 'data'))['dir']
+  data_dir = custom_dataset.write(str(root / 'data'), absent=(1,))['dir']
   logdir = str(root / 'train')
-  result = _run('train.py', *_train_flags(data_dir, logdir))
+  result = _run('train.py', *_train_flags(data_dir, logdir,
+                                          '--label_weights_from=median_frequency'))
   assert result.returncode == 0, result.stderr[-3000:]
-  return {'root': root, 'data': data_dir, 'logdir': logdir}
+  return {'root': root, 'data': data_dir, 'logdir': logdir, 'stderr': result.stderr}
 
 
 def _run_ok(trained, script, out_flag, *flags):
@@ -67,6 +68,14 @@ def test_train_reads_the_class_count_from_the_file(trained):
   assert os.path.isfile(os.path.join(trained['logdir'], 'ckpt-2.index'))
 
 
+def test_train_weights_the_classes_from_the_pixel_counts(trained):
+  # Class 1 (grass) is absent from the folder: weight 0, with a warning.
+  assert ('--label_weights_from=median_frequency: class 1 (grass) has no pixels in the '
+          'split: weight 0') in trained['stderr']
+  assert '--label_weights_from=median_frequency: class weights sky ' in trained['stderr']
+  assert 'grass 0, cow ' in trained['stderr']
+
+
 def test_eval_writes_miou_with_the_class_names(trained):
   eval_dir = _run_ok(trained, 'eval.py', 'eval_logdir', '--dataset=custom',
                      f'--checkpoint_dir={trained["logdir"]}', '--eval_crop_size=33,33',
@@ -84,8 +93,10 @@ def test_vis_draws_in_the_dataset_colours(trained):
                     '--vis_crop_size=33,33')
   label = os.path.join(vis_dir, 'segmentation_results', '000000_label.png')
   ignore = tuple(int(c) for c in colormaps.colormap('pascal')[255])
-  # Every class is drawn in its own colour; the ignored last row in PASCAL's 255.
-  assert _colours(label) == set(custom_dataset.COLORS) | {ignore}
+  # Every class is drawn in its own colour (grass is absent from the folder); the
+  # ignored last row in PASCAL's colour of 255.
+  sky, _, cow = custom_dataset.COLORS
+  assert _colours(label) == {sky, cow, ignore}
   prediction = os.path.join(vis_dir, 'segmentation_results', '000000_prediction.png')
   assert _colours(prediction) <= set(custom_dataset.COLORS)
 
@@ -114,8 +125,11 @@ def test_search_runs_two_trials(trained):
   result = _run('search.py', f'--dataset_dir={trained["data"]}', f'--search_dir={search_dir}',
                 '--model_variant=mobilenet_v2', '--depth_multiplier=0.5',
                 '--train_crop_size=33,33', '--proxy_training_number_of_steps=2',
-                '--proxy_batch_size=2', '--max_trials=2')
+                '--proxy_batch_size=2', '--max_trials=2', '--label_weights_from=inverse_frequency')
   assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(search_dir, 'study.json'), encoding='utf-8') as f:
+    weights = json.load(f)['proxy']['label_weights']
+  assert len(weights) == 3 and weights[1] == 0.0 and min(weights[0], weights[2]) > 0
   with open(os.path.join(search_dir, 'trials.jsonl'), encoding='utf-8') as f:
     trials = [json.loads(line) for line in f]
   assert len(trials) == 2
@@ -130,6 +144,18 @@ def test_custom_without_the_file_is_one_line_naming_it(tmp_path):
   assert 'Traceback' not in result.stderr
   assert (f'--dataset=custom reads the dataset from dataset_info.json, but '
           f'--dataset_dir={tmp_path} has no dataset_info.json') in result.stderr
+
+
+def test_label_weights_from_a_folder_without_pixel_counts_is_refused(tmp_path):
+  data_dir = custom_dataset.write(str(tmp_path / 'data'), num_train=2, num_val=1,
+                                  with_counts=False)['dir']
+  result = _run('train.py', *_train_flags(data_dir, tmp_path / 'log',
+                                          '--label_weights_from=median_frequency'))
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert ("--label_weights_from=median_frequency needs the pixel counts of split 'train' "
+          f'(class_pixel_counts of dataset_info.json) but --dataset=custom ({data_dir}/'
+          'dataset_info.json) has none') in result.stderr
+  assert not os.path.exists(tmp_path / 'log')
 
 
 def test_num_classes_that_disagree_with_the_file_are_refused(trained, tmp_path):

@@ -89,6 +89,12 @@ flags.DEFINE_float('proxy_momentum', 0.9, 'SGD momentum.')
 flags.DEFINE_float('proxy_weight_decay', constants.WEIGHT_DECAY, 'L2 on conv weights.')
 flags.DEFINE_boolean('proxy_upsample_logits', True, 'Proxy loss on logits upsampled to the '
                      'labels (the original); false: labels downsampled, a much cheaper step.')
+flags.DEFINE_multi_string('label_weights', None, 'One loss weight per class, in the proxy '
+                          'task and the re-ranking\'s full training.')
+flags.DEFINE_enum('label_weights_from', 'none',
+                  ['none', 'median_frequency', 'inverse_frequency'],
+                  'Derive --label_weights from --train_split\'s pixel counts in '
+                  'dataset_info.json (a custom --dataset_dir); classes without pixels get 0.')
 flags.DEFINE_float('proxy_batch_norm_decay', None, 'Batch-norm decay of the candidate cells '
                    '(unset: the original 0.9997; short proxy runs need e.g. 0.9).')
 
@@ -136,6 +142,18 @@ def _crop_size(values, flag):
   return tuple(crop)
 
 
+def label_weights():
+  """The class weights of --label_weights / --label_weights_from (`class_weights`)."""
+  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.training import class_weights  # pylint: disable=g-import-not-at-top
+  descriptor = descriptors.get_dataset_descriptor(model_flags.dataset_name(_DEFAULT_DATASET),
+                                                  FLAGS.dataset_dir)
+  weights = class_weights.resolve_label_weights(
+      model_flags.multi_floats(FLAGS.label_weights, 'label_weights'),
+      FLAGS.label_weights_from, descriptor, FLAGS.train_split)
+  return weights
+
+
 def search_config():
   """The `SearchConfig` of the flags."""
   from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
@@ -164,7 +182,7 @@ def search_config():
       learning_power=FLAGS.proxy_learning_power, momentum=FLAGS.proxy_momentum,
       weight_decay=FLAGS.proxy_weight_decay, batch_norm_decay=FLAGS.proxy_batch_norm_decay,
       upsample_logits=FLAGS.proxy_upsample_logits,
-      seed=FLAGS.seed)
+      label_weights=label_weights(), seed=FLAGS.seed)
   return study.SearchConfig(
       search_dir=FLAGS.search_dir, cache=cache, proxy=proxy, cache_dir=FLAGS.cache_dir,
       num_branches=FLAGS.num_branches, max_trials=FLAGS.max_trials,
@@ -195,7 +213,7 @@ def rerank_config():
       decoder_output_stride=tuple(decoder) if decoder else None, seed=FLAGS.seed,
       batch_norm_decay=FLAGS.rerank_batch_norm_decay,
       min_scale_factor=FLAGS.min_scale_factor, max_scale_factor=FLAGS.max_scale_factor,
-      scale_factor_step_size=FLAGS.scale_factor_step_size)
+      scale_factor_step_size=FLAGS.scale_factor_step_size, label_weights=label_weights())
 
 
 def fidelity_config():

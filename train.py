@@ -15,6 +15,7 @@ from absl import flags
 from deeplab_dpc import cli
 from deeplab_dpc import flags as model_flags
 from deeplab_dpc.data import descriptors
+from deeplab_dpc.training import class_weights
 from deeplab_dpc.training import strategies
 from deeplab_dpc.training import trainer
 
@@ -70,6 +71,10 @@ flags.DEFINE_boolean('fine_tune_batch_norm', True, 'Train batch-norm statistics 
 flags.DEFINE_integer('hard_example_mining_step', 0, 'Steps to anneal hard example mining.')
 flags.DEFINE_float('top_k_percent_pixels', 1.0, 'Fraction of the hardest pixels in the loss.')
 flags.DEFINE_multi_string('label_weights', None, 'One loss weight per class.')
+flags.DEFINE_enum('label_weights_from', class_weights.NONE, list(class_weights.METHODS),
+                  'Derive --label_weights from the training split\'s pixel counts in '
+                  'dataset_info.json (a custom --dataset_dir): median_frequency or '
+                  'inverse_frequency; classes without pixels get 0.')
 model_flags.define_model_flags()
 
 
@@ -83,7 +88,9 @@ def main(argv):
   options = model_flags.model_options_from_flags(
       descriptor.num_classes, model_flags.crop_size(FLAGS.train_crop_size, 'train_crop_size'),
       fine_tune_batch_norm=FLAGS.fine_tune_batch_norm, weight_decay=FLAGS.weight_decay)
-  label_weights = model_flags.multi_floats(FLAGS.label_weights, 'label_weights') or 1.0
+  label_weights = class_weights.resolve_label_weights(
+      model_flags.multi_floats(FLAGS.label_weights, 'label_weights'),
+      FLAGS.label_weights_from, descriptor, FLAGS.train_split)
   config = trainer.TrainConfig(
       dataset=dataset, dataset_dir=FLAGS.dataset_dir, train_logdir=FLAGS.train_logdir,
       model_options=options, train_split=FLAGS.train_split,

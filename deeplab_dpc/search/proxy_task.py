@@ -46,6 +46,8 @@ class ProxyConfig:
     upsample_logits: Compute the loss on logits upsampled to the label size (the
       original's default); False downsamples the labels to the logits (nearest),
       the original flag's other mode, which makes a proxy step far cheaper.
+    label_weights: The loss's class weights: 1.0, or one weight per class
+      (`--label_weights`, `--label_weights_from`; see `class_weights`).
   """
   training_number_of_steps: int = 30000
   batch_size: int = 8
@@ -59,6 +61,7 @@ class ProxyConfig:
   cache_in_memory_bytes: int = 1 << 30
   batch_norm_decay: float | None = None
   upsample_logits: bool = True
+  label_weights: Any = 1.0
 
   def validate(self) -> None:
     if int(self.training_number_of_steps) < 1:
@@ -170,7 +173,8 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
   variables = model.trainable_variables
   optimizer.build(variables)
 
-  train_step = _train_step(model, optimizer, num_classes, ignore_label, config.upsample_logits)
+  train_step = _train_step(model, optimizer, num_classes, ignore_label, config.upsample_logits,
+                           config.label_weights)
 
   @tf.function
   def predict(features, label_size):
@@ -224,7 +228,7 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
 
 
 def _train_step(model, optimizer, num_classes: int, ignore_label: int,
-                upsample_logits: bool):
+                upsample_logits: bool, label_weights=1.0):
   """One proxy training step (loss, weight decay, update) as a tf.function."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.training import losses  # pylint: disable=g-import-not-at-top
@@ -236,6 +240,7 @@ def _train_step(model, optimizer, num_classes: int, ignore_label: int,
       logits = model(features, training=True)
       loss = losses.softmax_cross_entropy(logits, labels, num_classes,
                                           ignore_label=ignore_label,
+                                          label_weights=label_weights,
                                           upsample_logits=upsample_logits)
       total = loss + tf.add_n(model.losses) if model.losses else loss
     grads = tape.gradient(total, variables)
@@ -258,6 +263,6 @@ def proxy_train_step_fn(cell: Any, manifest: dict, config: ProxyConfig):
                                    momentum=config.momentum)
   optimizer.build(model.trainable_variables)
   step = _train_step(model, optimizer, num_classes, manifest.get('ignore_label', 255),
-                     config.upsample_logits)
+                     config.upsample_logits, config.label_weights)
   return step, model
 

@@ -14,6 +14,8 @@ import dataclasses
 import json
 import math
 import os
+from typing import Any
+
 from absl import logging
 
 from deeplab_dpc import cell as cell_lib
@@ -54,6 +56,8 @@ class RerankConfig:
     min_scale_factor, max_scale_factor, scale_factor_step_size: Training
       augmentation (the original's flags).
     log_steps: Steps between training console lines (and summaries).
+    label_weights: The loss's class weights: 1.0 or one per class
+      (`--label_weights`, `--label_weights_from`).
   """
   search_dir: str
   dataset: str
@@ -78,6 +82,7 @@ class RerankConfig:
   max_scale_factor: float = 2.0
   scale_factor_step_size: float = 0.25
   log_steps: int = 100
+  label_weights: Any = 1.0
 
 
 def _libraries():
@@ -130,6 +135,7 @@ def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
       min_scale_factor=config.min_scale_factor, max_scale_factor=config.max_scale_factor,
       scale_factor_step_size=config.scale_factor_step_size,
       tf_initial_checkpoint=config.tf_initial_checkpoint or None, seed=config.seed,
+      label_weights=config.label_weights,
       log_steps=min(config.log_steps, config.training_number_of_steps),
       save_summaries_steps=min(config.log_steps, config.training_number_of_steps),
       save_interval_secs=600)

@@ -49,7 +49,11 @@ _PROXY_FLAGS = {
     'batch_norm_decay': 'proxy_batch_norm_decay',
     'upsample_logits': 'proxy_upsample_logits',
     'seed': 'seed',
+    'label_weights': 'label_weights',
 }
+# What a study recorded before a field existed meant: class weights came later,
+# so a study without them was unweighted and resumes as such.
+_IDENTITY_DEFAULTS = {'proxy.label_weights': 1.0}
 
 
 @dataclasses.dataclass
@@ -194,10 +198,10 @@ def check_study(config: SearchConfig, manifest: dict, write: bool = True) -> Non
     flat_new = _flatten(identity)
     flat_old = _flatten(stored)
     for key in sorted(flat_new):
-      if flat_old.get(key) != flat_new[key]:
+      if flat_old.get(key, _IDENTITY_DEFAULTS.get(key)) != flat_new[key]:
         field = key.split('.')[-1]
         if key.startswith('proxy.'):
-          flag = _PROXY_FLAGS[field]
+          flag = _PROXY_FLAGS.get(field, field)
         elif key.startswith('cache.') or key == 'checkpoint_fingerprint':
           flag = feature_cache.FLAG_NAMES.get(field, field)
         else:

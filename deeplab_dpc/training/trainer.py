@@ -36,6 +36,7 @@ from deeplab_dpc.data import tfds_source
 from deeplab_dpc.data import tfrecord
 from deeplab_dpc.options import ModelOptions
 from deeplab_dpc.training import losses
+from deeplab_dpc.training import momentum as momentum_lib
 from deeplab_dpc.training import schedules
 from deeplab_dpc.training import strategies
 
@@ -255,7 +256,7 @@ def _train(config: TrainConfig) -> dict:
         config.learning_power, config.learning_rate_decay_step,
         config.learning_rate_decay_factor, config.slow_start_step,
         config.slow_start_learning_rate, config.decay_steps, config.end_learning_rate)
-    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum)
+    optimizer = momentum_lib.MomentumOptimizer(learning_rate=schedule, momentum=config.momentum)
     if config.mixed_precision == 'float16':
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
@@ -294,37 +295,8 @@ def _train(config: TrainConfig) -> dict:
   if chief:
     fileio.atomic_write(os.path.join(config.train_logdir, OPTIONS_FILE), options.to_json())
 
-  names = {id(v): checkpoints.original_name(v.path) for v in model.trainable_variables}
-  last_layers = ('logits',) if config.last_layers_contain_logits_only else _EXTRA_LAYER_SCOPES
-  multipliers = gradient_multipliers(names.values(), last_layers,
-                                     config.last_layer_gradient_multiplier)
-
-  def step_fn(batch):
-    images, labels = batch['image'], batch['label']
-    with tf.GradientTape() as tape:
-      logits = model(images, training=True)
-      segmentation = losses.softmax_cross_entropy(
-          logits, labels, options.num_classes, descriptor.ignore_label, config.label_weights,
-          config.upsample_logits, config.top_k_percent_pixels,
-          config.hard_example_mining_step, global_step)
-      regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) \
-          if model.losses else tf.constant(0.0)
-      # Each replica's mean loss, scaled so that summing over replicas averages.
-      total = (segmentation + regularization) / num_replicas
-      scaled = optimizer.scale_loss(total)
-    variables = model.trainable_variables
-    grads = tape.gradient(scaled, variables)
-    grads = [g * multipliers[names[id(v)]] if names[id(v)] in multipliers else g
-             for g, v in zip(grads, variables)]
-    optimizer.apply_gradients(zip(grads, variables))
-    upsampled = layers.resize_bilinear(tf.cast(logits, tf.float32), labels.shape[1:3])
-    predictions = tf.argmax(upsampled, axis=-1, output_type=tf.int32)[..., None]
-    valid = tf.not_equal(labels, descriptor.ignore_label)
-    correct = tf.reduce_sum(tf.cast(tf.logical_and(valid, tf.equal(predictions, labels)),
-                                    tf.float32))
-    return {'total_loss': total, 'segmentation_loss': segmentation / num_replicas,
-            'regularization_loss': regularization / num_replicas,
-            'correct': correct, 'valid': tf.reduce_sum(tf.cast(valid, tf.float32))}
+  step_fn = make_step_fn(model, optimizer, config, options.num_classes,
+                         descriptor.ignore_label, num_replicas)
 
   # XLA compiles each replica's step on the numeric inputs only (a batch also
   # carries image names, strings XLA cannot take).
@@ -335,7 +307,7 @@ def _train(config: TrainConfig) -> dict:
     batch = {'image': batch['image'], 'label': batch['label']}
     per_replica = strategy.run(replica_step, args=(batch,))
     return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-            for k, v in per_replica.items()}
+            for k, v in per_replica.items() if k != 'logits'}
 
   writer = tf.summary.create_file_writer(config.train_logdir) if chief else \
       tf.summary.create_noop_writer()
@@ -396,6 +368,73 @@ def _train(config: TrainConfig) -> dict:
     shutil.rmtree(directory, ignore_errors=True)
   result.update(global_step=step, checkpoint=manager.latest_checkpoint)
   return result
+
+
+def make_step_fn(model, optimizer, config: TrainConfig, num_classes: int, ignore_label: int,
+                 num_replicas: int = 1, return_gradients: bool = False):
+  """train.py's training step on one replica: loss, gradients, multipliers, update.
+
+  The one step every training runs (train.py, re-ranking, the golden step tool):
+  the original's softmax cross-entropy (ignore label, label weights, upsampled
+  logits, hard-example mining) plus the layers' L2 terms, the gradients of that
+  total scaled by the original's multipliers (biases x2, last layers), one
+  optimizer update, and batch norm's moving averages updated inside the forward
+  pass.
+
+  Args:
+    model: A built `DeepLabModel`.
+    optimizer: Its Keras optimizer, built on `model.trainable_variables`.
+    config: The loss and multiplier settings (`label_weights`, `upsample_logits`,
+      `top_k_percent_pixels`, `hard_example_mining_step`, `last_layers_contain_logits_only`,
+      `last_layer_gradient_multiplier`).
+    num_classes, ignore_label: The dataset's.
+    num_replicas: Replicas in sync; each replica's loss is divided by it so that
+      summing over replicas averages.
+    return_gradients: Also return `gradients`, {original variable name: d total
+      loss / d variable} before the multipliers (for parity checks).
+
+  Returns:
+    `step_fn(batch) -> dict` of `total_loss`, `segmentation_loss`,
+    `regularization_loss`, `correct`, `valid` (pixel counts) and `logits`.
+  """
+  names = {id(v): checkpoints.original_name(v.path) for v in model.trainable_variables}
+  last_layers = ('logits',) if config.last_layers_contain_logits_only else _EXTRA_LAYER_SCOPES
+  multipliers = gradient_multipliers(names.values(), last_layers,
+                                     config.last_layer_gradient_multiplier)
+  global_step = optimizer.iterations
+
+  def step_fn(batch):
+    images, labels = batch['image'], batch['label']
+    with tf.GradientTape() as tape:
+      logits = model(images, training=True)
+      segmentation = losses.softmax_cross_entropy(
+          logits, labels, num_classes, ignore_label, config.label_weights,
+          config.upsample_logits, config.top_k_percent_pixels,
+          config.hard_example_mining_step, global_step)
+      regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) \
+          if model.losses else tf.constant(0.0)
+      # Each replica's mean loss, scaled so that summing over replicas averages.
+      total = (segmentation + regularization) / num_replicas
+      scaled = optimizer.scale_loss(total)
+    variables = model.trainable_variables
+    raw_grads = tape.gradient(scaled, variables)
+    grads = [g * multipliers[names[id(v)]] if names[id(v)] in multipliers else g
+             for g, v in zip(raw_grads, variables)]
+    optimizer.apply_gradients(zip(grads, variables))
+    upsampled = layers.resize_bilinear(tf.cast(logits, tf.float32), labels.shape[1:3])
+    predictions = tf.argmax(upsampled, axis=-1, output_type=tf.int32)[..., None]
+    valid = tf.not_equal(labels, ignore_label)
+    correct = tf.reduce_sum(tf.cast(tf.logical_and(valid, tf.equal(predictions, labels)),
+                                    tf.float32))
+    out = {'total_loss': total, 'segmentation_loss': segmentation / num_replicas,
+           'regularization_loss': regularization / num_replicas,
+           'correct': correct, 'valid': tf.reduce_sum(tf.cast(valid, tf.float32)),
+           'logits': logits}
+    if return_gradients:
+      out['gradients'] = {names[id(v)]: g for g, v in zip(raw_grads, variables)}
+    return out
+
+  return step_fn
 
 
 def optimizer_state(model, optimizer) -> dict:
