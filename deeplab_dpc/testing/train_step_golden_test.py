@@ -64,7 +64,7 @@ def test_batch_statistics_step_matches_within_its_chaos():
   for name in train_step_golden.LOSS_NAMES:
     np.testing.assert_allclose(ours[name], reference[name], rtol=1e-4, err_msg=name)
     # After one update the chaos has acted: a 1e-7 relative change of the input
-    # images alone moves our step-2 loss by 1.8e-4 (docs/training.md).
+    # images alone moves our step-2 loss by 1.8e-4 (testdata/golden/README.md).
     np.testing.assert_allclose(ours[name + '_step2'], reference[name + '_step2'], rtol=1e-3)
   np.testing.assert_allclose(ours['logits'], reference['logits'],
                              atol=5e-3 * np.abs(reference['logits']).max())
