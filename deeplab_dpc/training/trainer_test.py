@@ -160,7 +160,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(demo_dir, tmp_path)
 def test_initial_checkpoint_modes(demo_dir, tmp_path):
   other = model_lib.build_model(_options(num_classes=19))
   prefix = checkpoints.save_checkpoint(other, str(tmp_path / 'other' / 'ckpt'))
-  with pytest.raises(ValueError, match='initialize_last_layer=False'):
+  with pytest.raises(ValueError, match=r'19 classes .* has 6: pass --initialize_last_layer=false'):
     trainer.train(_config(demo_dir, tmp_path / 'a', tf_initial_checkpoint=prefix,
                           training_number_of_steps=1))
   # A tiny learning rate and frozen statistics: the loaded values stay put.
