@@ -39,9 +39,12 @@ def _train_flags(data_dir, logdir, *extra):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """The custom folder and a train.py run on it without --dataset, class-weighted."""
+  """A folder of files built by the builder, and a train.py run on it without --dataset."""
   root = tmp_path_factory.mktemp('custom')
-  data_dir = custom_dataset.write(str(root / 'data'), absent=(1,))['dir']
+  built = custom_dataset.build_from_files(str(root / 'data'), absent=(1,))
+  assert built['info']['class_pixel_counts'] == built['counts']
+  assert built['info']['colormap'] == [list(c) for c in custom_dataset.COLORS]
+  data_dir = built['dir']
   logdir = str(root / 'train')
   result = _run('train.py', *_train_flags(data_dir, logdir,
                                           '--label_weights_from=median_frequency'))

@@ -1,12 +1,20 @@
 """A tiny custom dataset folder (shards plus `dataset_info.json`) written for tests.
 
-The folder is what `datasets/build_custom_data.py` produces, written directly
-(shards through `shard_writer`, the file through `dataset_info`) so the
-consumers' tests do not depend on the builder.
+`write` produces what `datasets/build_custom_data.py` would, written directly
+(shards through `shard_writer`, the file through `dataset_info`), so consumers'
+tests of one field do not depend on the builder. `build_from_files` writes the
+same scenes as a user's folder of files (JPEG and PNG images of two sizes; index,
+palette and RGB colour masks with a colour map) and runs the builder on it, for
+the end-to-end tests.
 """
 
-import numpy as np
+import json
+import os
 
+import numpy as np
+from PIL import Image
+
+from deeplab_dpc.data import custom
 from deeplab_dpc.data import dataset_info
 from deeplab_dpc.data import image_io
 from deeplab_dpc.data import shard_writer
@@ -69,3 +77,67 @@ def write(directory: str, num_train: int = 6, num_val: int = 2, size: int = 33,
       colormap=COLORS if with_colors else None,
       class_pixel_counts=counts if with_counts else None)
   return {'dir': directory, 'counts': counts, 'labels': labels}
+
+
+def _palette():
+  """A 256-entry palette whose first colours are the classes' (PIL keeps index 255 then)."""
+  colours = list(COLORS) + [(7, 7, 7)] * (256 - len(COLORS))
+  return [c for rgb in colours for c in rgb]
+
+
+def build_from_files(directory: str, num_train: int = 6, num_val: int = 2, size: int = 33,
+                     absent: tuple = ()) -> dict:
+  """Writes a folder of files under `directory/files` and builds it into `directory/tfrecords`.
+
+  Example k (train first, then val) has image `s<k>` as a PNG when k is even and a
+  JPEG when odd, 8 pixels smaller on each side when k % 4 == 3, and its mask as
+  an index PNG (k % 3 == 0), a palette PNG (1) or an RGB colour mask (2) read
+  through `files/color_map.json`, which maps each class to `COLORS` and white to
+  the ignore label.
+
+  Returns:
+    {'dir' (the built folder), 'info' (its dataset_info.json), 'labels' ({split:
+    [arrays]}), 'counts' ({split: per-class pixels})}.
+  """
+  files = os.path.join(directory, 'files')
+  folders = {k: os.path.join(files, k) for k in ('images', 'masks', 'lists')}
+  for folder in folders.values():
+    os.makedirs(folder, exist_ok=True)
+  color_map = {'#%02x%02x%02x' % rgb: c for c, rgb in enumerate(COLORS)}
+  color_map['#ffffff'] = IGNORE_LABEL
+  color_map_path = os.path.join(files, 'color_map.json')
+  with open(color_map_path, 'w', encoding='utf-8') as f:
+    json.dump(color_map, f)
+  num_classes = len(CLASS_NAMES)
+  labels, counts, k = {}, {}, 0
+  for split, offset, count in (('train', 0, num_train), ('val', 100, num_val)):
+    stems, labels[split] = [], []
+    for i in range(count):
+      side = size - 8 if k % 4 == 3 else size
+      image, label = _sample(offset + i, side, num_classes, absent)
+      stem = f's{k}'
+      Image.fromarray(image).save(os.path.join(folders['images'],
+                                               stem + ('.png' if k % 2 == 0 else '.jpg')))
+      mask_path = os.path.join(folders['masks'], stem + '.png')
+      if k % 3 == 0:
+        Image.fromarray(label).save(mask_path)
+      elif k % 3 == 1:
+        palette = Image.fromarray(label, mode='P')
+        palette.putpalette(_palette())
+        palette.save(mask_path)
+      else:
+        rgb = {c: COLORS[c] for c in range(num_classes)}
+        rgb[IGNORE_LABEL] = (255, 255, 255)
+        Image.fromarray(np.asarray([[rgb[v] for v in row] for row in label], np.uint8)
+                        ).save(mask_path)
+      stems.append(stem)
+      labels[split].append(label)
+      k += 1
+    with open(os.path.join(folders['lists'], f'{split}.txt'), 'w', encoding='utf-8') as f:
+      f.write('\n'.join(stems) + '\n')
+    counts[split] = [int(sum((l == c).sum() for l in labels[split])) for c in range(num_classes)]
+  output = os.path.join(directory, 'tfrecords')
+  info = custom.build(output, folders['images'], folders['masks'],
+                      list_folder=folders['lists'], class_names=','.join(CLASS_NAMES),
+                      color_map=color_map_path, num_shards=1, dataset_name='fields')
+  return {'dir': output, 'info': info, 'labels': labels, 'counts': counts}
