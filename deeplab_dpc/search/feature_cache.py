@@ -15,8 +15,9 @@ Layout of a cache directory:
   eval-c00-<shard>-of-<n>.tfrecord              the evaluation split
 
 Each record holds `features` (raw bytes, `feature_dtype`, [h, w, c] at output stride
-16 for the default flags), `label` (raw uint8 bytes, [H, W] at the crop size, 255 =
-ignore) and both shapes. Every shard is written atomically and is a pure function of
+16 for the default flags), `label` (raw uint8 bytes, [H, W] at the crop size; the
+dataset's ignore label, recorded in the manifest, marks pixels without a class) and both
+shapes. Every shard is written atomically and is a pure function of
 the flags, so a killed build resumes by writing only the shards that are missing. The
 manifest records every flag that shapes the content, plus a fingerprint of the
 checkpoint; a build or a proxy run whose flags differ is refused with a `ValueError`
@@ -317,7 +318,8 @@ def serialize_example(feature, label) -> bytes:
   })).SerializeToString()
 
 
-def _write_shard(path, backbone_fn, dataset, feature_dtype, num_classes, source) -> int:
+def _write_shard(path, backbone_fn, dataset, feature_dtype, num_classes, ignore_label,
+                 source) -> int:
   """Runs the backbone over `dataset` and writes one shard atomically; returns its size."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -327,7 +329,7 @@ def _write_shard(path, backbone_fn, dataset, feature_dtype, num_classes, source)
       for batch in dataset:
         features = backbone_fn(batch['image']).numpy().astype(feature_dtype)
         labels = batch['label'].numpy()[..., 0]
-        bad = (labels >= num_classes) & (labels != 255)
+        bad = (labels >= num_classes) & (labels != ignore_label)
         if bad.any():
           raise ValueError(f'{source}: label {int(labels[bad][0])} outside [0, {num_classes})')
         for feature, label in zip(features, labels.astype(np.uint8)):
@@ -355,10 +357,10 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
   config.validate()
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
-  if descriptor.ignore_label != 255 or descriptor.num_classes > 255:
-    raise ValueError(f'{descriptor.flag}: the feature cache needs labels that fit uint8 with '
-                     f'ignore label 255 (it has {descriptor.num_classes} classes, ignore label '
-                     f'{descriptor.ignore_label})')
+  if descriptor.ignore_label > 255 or descriptor.num_classes > 255:
+    raise ValueError(f'{descriptor.flag}: the feature cache stores labels as uint8, so it '
+                     f'needs at most 255 classes and an ignore label <= 255 (it has '
+                     f'{descriptor.num_classes} classes, ignore label {descriptor.ignore_label})')
   fingerprint = checkpoint_fingerprint(config.tf_initial_checkpoint, config.seed)
   manifest = read_manifest(cache_dir)
   if manifest is not None:
@@ -435,7 +437,8 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
         size = min(per_shard, counts[role] - start)
         dataset = dataset.unbatch().skip(start).take(size).batch(batch_size)
         written = _write_shard(path, backbone_fn, dataset, config.feature_dtype,
-                               descriptor.num_classes, f'{split} ({config.dataset_dir})')
+                               descriptor.num_classes, descriptor.ignore_label,
+                               f'{split} ({config.dataset_dir})')
         if written != size:
           os.remove(path)
           raise ValueError(f'--dataset_dir={config.dataset_dir}: split {split} ended early '

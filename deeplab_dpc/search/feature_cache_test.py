@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 
 from deeplab_dpc.search import feature_cache
+from deeplab_dpc.search import proxy_task
 from deeplab_dpc.search import testing
+from deeplab_dpc.testing import custom_dataset
 
 
 @pytest.fixture(scope='module')
@@ -182,3 +184,20 @@ def test_bad_flags():
     testing.tiny_cache_config('x', feature_dtype='int8').validate()
   with pytest.raises(ValueError, match='--proxy_augmentation_copies'):
     testing.tiny_cache_config('x', augmentation_copies=0).validate()
+
+
+def test_a_custom_ignore_label_is_kept_and_ignored_by_the_proxy(tmp_path):
+  data_dir = custom_dataset.write(str(tmp_path / 'data'), ignore_label=200)['dir']
+  config = testing.tiny_cache_config(data_dir, dataset='custom')
+  cache_dir = str(tmp_path / 'cache')
+  manifest = feature_cache.build_feature_cache(config, cache_dir)
+  assert manifest['ignore_label'] == 200 and manifest['num_classes'] == 3
+  labels = _arrays(os.path.join(cache_dir, manifest['splits']['eval']['shards'][0]), manifest,
+                   'label').reshape(-1, 33, 33)
+  assert set(np.unique(labels)) <= {0, 1, 2, 200}
+  assert (labels[:, -1, :] == 200).all()
+  # A label of 200 that the proxy did not ignore would make its loss or metric fail.
+  result = proxy_task.run_proxy_task(testing.SIMPLE_CELL, cache_dir, manifest,
+                                     proxy_task.ProxyConfig(training_number_of_steps=2,
+                                                            batch_size=2))
+  assert np.isfinite(result['final_loss']) and 0.0 <= result['miou'] <= 1.0

@@ -25,7 +25,8 @@ COLORS = ((10, 20, 30), (0, 200, 0), (200, 0, 0))
 IGNORE_LABEL = 255
 
 
-def _sample(index: int, size: int, num_classes: int, absent: tuple):
+def _sample(index: int, size: int, num_classes: int, absent: tuple,
+            ignore_label: int = IGNORE_LABEL):
   """An image whose colour tells its class: class c is bright in channel c."""
   rng = np.random.default_rng(index)
   label = np.zeros((size, size), np.uint8)
@@ -34,7 +35,7 @@ def _sample(index: int, size: int, num_classes: int, absent: tuple):
   label[:] = rows[:, None]
   for cls in absent:
     label[label == cls] = 0
-  label[-1, :] = IGNORE_LABEL
+  label[-1, :] = ignore_label
   image = rng.integers(0, 40, size=(size, size, 3)).astype(np.uint8)
   for cls in range(num_classes):
     image[..., cls % 3][label == cls] += 180
@@ -42,7 +43,8 @@ def _sample(index: int, size: int, num_classes: int, absent: tuple):
 
 
 def write(directory: str, num_train: int = 6, num_val: int = 2, size: int = 33,
-          with_counts: bool = True, absent: tuple = (), with_colors: bool = True) -> dict:
+          with_counts: bool = True, absent: tuple = (), with_colors: bool = True,
+          ignore_label: int = IGNORE_LABEL) -> dict:
   """Writes train and val shards and `dataset_info.json` into `directory`.
 
   Args:
@@ -53,6 +55,7 @@ def write(directory: str, num_train: int = 6, num_val: int = 2, size: int = 33,
     with_counts: Record `class_pixel_counts`.
     absent: Classes drawn nowhere (their pixels become class 0).
     with_colors: Record the class colours.
+    ignore_label: The label of the last row of every image.
 
   Returns:
     {'dir', 'counts' ({split: per-class pixels}), 'labels' ({split: [arrays]})}.
@@ -60,7 +63,8 @@ def write(directory: str, num_train: int = 6, num_val: int = 2, size: int = 33,
   num_classes = len(CLASS_NAMES)
   counts, labels = {}, {}
   for split, offset, count in (('train', 0, num_train), ('val', 100, num_val)):
-    samples = [_sample(offset + i, size, num_classes, absent) for i in range(count)]
+    samples = [_sample(offset + i, size, num_classes, absent, ignore_label)
+               for i in range(count)]
     labels[split] = [label for _, label in samples]
     counts[split] = [int(sum((label == c).sum() for label in labels[split]))
                      for c in range(num_classes)]
@@ -72,7 +76,7 @@ def write(directory: str, num_train: int = 6, num_val: int = 2, size: int = 33,
 
     shard_writer.write_split(directory, split, list(range(count)), to_example, 1)
   dataset_info.write_dataset_info(
-      directory, name='fields', class_names=CLASS_NAMES, ignore_label=IGNORE_LABEL,
+      directory, name='fields', class_names=CLASS_NAMES, ignore_label=ignore_label,
       splits_to_sizes={'train': num_train, 'val': num_val},
       colormap=COLORS if with_colors else None,
       class_pixel_counts=counts if with_counts else None)
