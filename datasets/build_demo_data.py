@@ -1,28 +1,10 @@
-r"""Builds the synthetic demo dataset as TFRecords (see deeplab_dpc/data/demo.py).
+"""Builds the synthetic demo TFRecords: `deeplab-build-data demo`.
 
-  python datasets/build_demo_data.py --output_dir=DIR
-
-writes DIR/train-0000?-of-00004.tfrecord (320 images) and
-DIR/val-0000?-of-00004.tfrecord (80 images); the same bytes on every run.
+Kept so that `python datasets/build_demo_data.py` runs as before; the code is
+deeplab_dpc/tools/build_demo_data.py.
 """
 
-from absl import flags
-
-from deeplab_dpc import cli
-from deeplab_dpc.data import cli as data_cli
-from deeplab_dpc.data import demo
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string('output_dir', './tfrecord', 'Folder to write the TFRecord shards to.')
-flags.DEFINE_string('splits', ','.join(demo.SPLITS), 'Comma-separated splits to build.')
-flags.DEFINE_integer('num_shards', demo.DEFAULT_NUM_SHARDS, 'Shards per split.')
-
-
-def main(unused_argv):
-  written = demo.build(FLAGS.output_dir, data_cli.split_list(FLAGS.splits), FLAGS.num_shards)
-  for split, count in written.items():
-    print(f'{split}: {count} examples in {FLAGS.output_dir}')
-
+from deeplab_dpc.tools import build_demo_data
 
 if __name__ == '__main__':
-  cli.run(main)
+  build_demo_data.run()

@@ -6,7 +6,10 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${DEEPLAB_DPC_VENV:-$repo_root/.venv}"
 flavour="${DEEPLAB_DPC_TF:-cpu}"
-stamp="$venv/.installed-$flavour-$(sha1sum "$repo_root/setup.py" | cut -c1-12)"
+# The stamp follows whatever defines the install (setup.py too, should one come back).
+install_files=("$repo_root/pyproject.toml")
+if [ -f "$repo_root/setup.py" ]; then install_files+=("$repo_root/setup.py"); fi
+stamp="$venv/.installed-$flavour-$(cat "${install_files[@]}" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   echo "[env] creating $venv (TensorFlow: $flavour)" >&2
   python3 -m venv "$venv"
