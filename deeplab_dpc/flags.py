@@ -107,10 +107,13 @@ def num_classes_and_dataset(flag: str = 'num_classes'):
     (number of classes, the custom `DatasetDescriptor` or None).
 
   Raises:
-    ValueError: --num_classes disagrees with the dataset (both numbers named).
+    ValueError: --num_classes is below 1, or disagrees with the dataset (both numbers
+      named).
     FileNotFoundError: --dataset=custom without a dataset_info.json.
   """
   value, given = getattr(FLAGS, flag), FLAGS[flag].present
+  if value is not None and value < 1:
+    raise ValueError(f'--{flag} must be an integer >= 1, got {value}')
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   name = dataset_name()
   if name != descriptors.CUSTOM_DATASET:
