@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_dpc import checkpoints
+from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc import options as options_lib
 from deeplab_dpc.testing import recipe_checkpoint
@@ -203,12 +204,10 @@ def main(argv):
   if not FLAGS.output_npz:
     raise ValueError('--output_npz is required')
   result = run_case(argv[1])
-  directory = os.path.dirname(os.path.abspath(FLAGS.output_npz))
-  os.makedirs(directory, exist_ok=True)
-  # Written beside, then renamed: a killed run leaves no half-written OUT.
-  with tempfile.NamedTemporaryFile(dir=directory, suffix='.npz', delete=False) as f:
-    np.savez(f, **result)
-  os.replace(f.name, FLAGS.output_npz)
+  # A killed run leaves no half-written OUT.
+  with fileio.atomic_output(FLAGS.output_npz) as tmp:
+    with open(tmp, 'wb') as f:
+      np.savez(f, **result)
   print(f'wrote {len(result)} arrays to {FLAGS.output_npz}', file=sys.stderr)
 
 
