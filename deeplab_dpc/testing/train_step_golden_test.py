@@ -1,6 +1,7 @@
 """Our training step against the original train.py's, on the golden training-step cases."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -84,3 +85,22 @@ def test_batch_statistics_step_matches_within_its_chaos():
 def test_a_case_folder_without_its_files_is_named(tmp_path):
   with pytest.raises(FileNotFoundError, match='config.json'):
     train_step_golden.run_case(str(tmp_path))
+
+
+def test_a_recorded_variable_our_model_lacks_is_named(tmp_path):
+  for name in ('config.json', 'manifest.json'):
+    shutil.copy(os.path.join(FROZEN, name), tmp_path / name)
+  reference = _reference(FROZEN)
+  reference['grad__logits__semantic__no_such_weights'] = np.zeros(1, np.float32)
+  np.savez(tmp_path / 'outputs.npz', **reference)
+  with pytest.raises(ValueError, match='grad__logits/semantic/no_such_weights names no '
+                                       'trainable variable'):
+    train_step_golden.run_case(str(tmp_path))
+
+
+def test_the_cli_without_output_npz_is_one_line():
+  result = subprocess.run([sys.executable, '-m', 'deeplab_dpc.testing.train_step_golden',
+                           FROZEN], cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 2
+  assert 'error: --output_npz is required' in result.stderr
+  assert 'Traceback' not in result.stderr
