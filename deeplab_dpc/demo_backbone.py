@@ -3,8 +3,8 @@
 The proxy task reads a frozen backbone's deep features, so they must already carry
 the classes (Chen et al. 2018 cache the features of a COCO-pretrained MobileNet-v2).
 The demo's counterpart is a MobileNet-v2 (x0.5) trained by `pretrain` on the demo
-generator's own `pretrain` split (4000 scenes drawn like the demo's, disjoint from
-its train and val images), at output stride 8 and without a decoder, so that the
+generator's own `pretrain` split (4000 scenes of independently drawn shapes, another
+distribution than the demo task's one-class scenes, as COCO is to Cityscapes), at output stride 8 and without a decoder, so that the
 output-stride-8 features the demo caches are the ones the training shaped. Its
 backbone variables ship with the package (`PRETRAINED_CHECKPOINT`, about 3 MB) and
 initialise every demo model through the normal `--tf_initial_checkpoint` path
@@ -31,6 +31,7 @@ CHECKPOINT_NAME = 'backbone.ckpt'
 PRETRAINED_CHECKPOINT = os.path.join(PRETRAINED_DIR, CHECKPOINT_NAME)
 PROVENANCE_FILE = 'pretraining.json'
 PRETRAIN_SPLIT = 'pretrain'
+PRETRAIN_VAL_SPLIT = 'pretrain_val'
 MODEL_VARIANT = 'mobilenet_v2'
 DEPTH_MULTIPLIER = 0.5
 OUTPUT_STRIDE = 8
@@ -109,10 +110,10 @@ def check_backbone_checkpoint(path: str, flag: str) -> str:
 
 
 def build_pretraining_data(data_dir: str, num_examples: int) -> str:
-  """Writes the `pretrain` split (first `num_examples`) and the demo val split."""
+  """Writes the `pretrain` split (first `num_examples`) and `pretrain_val`."""
   from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
-  for split in (PRETRAIN_SPLIT, 'val'):
+  for split in (PRETRAIN_SPLIT, PRETRAIN_VAL_SPLIT):
     try:
       pipeline.list_files(data_dir, split, 'demo')
       logging.info('%s split already in %s', split, data_dir)
@@ -130,7 +131,7 @@ def pretrain(output_dir: str, work_dir: str, config: PretrainConfig = PretrainCo
 
   Returns:
     The provenance record: the recipe, the seconds, and the pretrained model's
-    mIOU on demo val (whole images).
+    mIOU on the held-out pretraining scenes (`pretrain_val`, whole images).
   """
   from deeplab_dpc import demo_pipeline  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.evaluation import evaluator  # pylint: disable=g-import-not-at-top
@@ -154,7 +155,7 @@ def pretrain(output_dir: str, work_dir: str, config: PretrainConfig = PretrainCo
   runner = evaluator.Evaluator(
       model_options(129, batch_norm_decay=config.batch_norm_decay,
                     image_pooling_crop_size=[config.crop_size, config.crop_size]),
-      evaluator.EvalConfig(dataset='demo', dataset_dir=data_dir, split='val'),
+      evaluator.EvalConfig(dataset='demo', dataset_dir=data_dir, split=PRETRAIN_VAL_SPLIT),
       eval_logdir=os.path.join(work_dir, 'eval'), show_progress=False)
   try:
     result = runner.evaluate_checkpoint(trained['checkpoint'])
@@ -170,11 +171,11 @@ def pretrain(output_dir: str, work_dir: str, config: PretrainConfig = PretrainCo
       'recipe': dataclasses.asdict(config),
       'global_step': int(trained['global_step']),
       'train_seconds': round(seconds, 1),
-      'demo_val_miou': float(result['miou']),
-      'demo_val_per_class_iou': result['per_class_iou'],
+      'pretrain_val_miou': float(result['miou']),
+      'pretrain_val_per_class_iou': result['per_class_iou'],
   }
   fileio.atomic_write(os.path.join(output_dir, PROVENANCE_FILE),
                       json.dumps(record, indent=1) + '\n')
-  logging.info('Pretrained demo backbone in %s: demo val mIOU %.4f after %d steps (%.0f s)',
-               prefix, record['demo_val_miou'], record['global_step'], seconds)
+  logging.info('Pretrained demo backbone in %s: pretrain_val mIOU %.4f after %d steps '
+               '(%.0f s)', prefix, record['pretrain_val_miou'], record['global_step'], seconds)
   return record

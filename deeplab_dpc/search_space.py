@@ -34,7 +34,7 @@ __all__ = [
     'CONV_RATES', 'GRID_SIZES', 'DEFAULT_NUM_BRANCHES', 'Operation', 'OPERATIONS',
     'space_size', 'enumerate_operations', 'operation_of', 'op_to_branch',
     'check_in_search_space', 'validate_seed_cell', 'sample_cell', 'mutate_cell',
-    'canonicalize', 'canonical_form', 'cell_hash', 'scale_dimension',
+    'canonicalize', 'canonical_form', 'cell_hash', 'effective_cell', 'scale_dimension',
     'pyramid_pooling_kernel', 'cell_cost', 'CostBudget', 'within_budget',
 ]
 
@@ -288,6 +288,41 @@ def mutate_cell(cell: Any, rng: random.Random, *,
     mutated = _mutate_once(branches, rng)
     if cell_hash(mutated) != old_hash:
       return mutated
+
+
+def effective_cell(cell: Any, feature_size: tuple[int, int],
+                   rate_multiplier: int = 1) -> tuple[Branch, ...]:
+  """The cell as it acts on features of `feature_size` (height, width).
+
+  A 3x3 conv whose rate (times `rate_multiplier`: the cell's `16 // output_stride`)
+  reaches at least the feature map's side reads only padding with its off-centre
+  taps along that side, so every such rate computes the same function. Each is
+  replaced by the smallest rate of `CONV_RATES` that does so, which keeps the
+  result in the search space: two cells with equal `cell_hash(effective_cell(...))`
+  compute the same function on such features (the search trains only one of them).
+
+  Args:
+    cell: A cell of the search space.
+    feature_size: (height, width) of the features the cell reads.
+    rate_multiplier: Factor the cell applies to its rates (2 at output stride 8).
+
+  Returns:
+    The cell with each such rate replaced, as a tuple of `Branch`.
+  """
+  branches = check_in_search_space(cell)
+  multiplier = int(rate_multiplier)
+
+  def capped(rate, size):
+    reaching = [r for r in CONV_RATES if r * multiplier >= size]
+    return min(rate, reaching[0]) if reaching and rate * multiplier >= size else rate
+
+  result = []
+  for branch in branches:
+    if branch.op == cell_lib.CONV and branch.kernel == 3:
+      rate = (capped(branch.rate[0], feature_size[0]), capped(branch.rate[1], feature_size[1]))
+      branch = dataclasses.replace(branch, rate=rate)
+    result.append(branch)
+  return tuple(result)
 
 
 def operation_name(branch: Branch) -> str:

@@ -9,11 +9,14 @@ import random
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from deeplab_dpc import cell as cell_lib
 from deeplab_dpc import search_space as ss
 from deeplab_dpc.cell import Branch
+from deeplab_dpc.heads import dense_prediction_cell as dpc_lib
 
 # Operations used to build small cells by hand: a, b, c, d are distinct.
 A = ss.OPERATIONS[0]   # 1x1 conv
@@ -493,3 +496,35 @@ def test_seed_cell_wrong_number_of_branches():
     ss.validate_seed_cell(_released(), num_branches=3)
   with pytest.raises(ValueError, match='num_branches'):
     ss.validate_seed_cell(_released(), num_branches=0)
+
+
+def test_effective_cell_caps_rates_that_read_only_padding():
+  cell = [{'op': 'conv', 'kernel': 3, 'rate': [21, 6], 'input': -1},
+          {'op': 'conv', 'kernel': 3, 'rate': [9, 12], 'input': 0},
+          {'op': 'conv', 'kernel': 1, 'input': -1},
+          {'op': 'pyramid_pooling', 'grid_size': [8, 1], 'input': 1}]
+  # 17x17 features, rates doubled (output stride 8): r >= 9 reaches past the map.
+  effective = ss.effective_cell(cell, (17, 17), rate_multiplier=2)
+  assert [b.rate for b in effective] == [(9, 6), (9, 9), None, None]
+  assert [b.grid_size for b in effective] == [None, None, None, (8, 1)]
+  # On 33x65 features at rate multiplier 1 only rates >= 33 (none) or >= 65 would cap.
+  assert ss.effective_cell(cell, (33, 65)) == ss.check_in_search_space(cell)
+  # Each side on its own: rates >= 6 reach past a 12-high map at multiplier 2.
+  assert ss.effective_cell(cell, (12, 65), 2)[0].rate == (6, 6)
+
+
+def test_cells_equal_in_effect_compute_the_same_function():
+  # The cell layer on 17x17 features at output stride 8: rates 9 and 21 (18 and 42
+  # after doubling) both read only padding off the centre, so equal weights give
+  # equal outputs.
+  features = np.random.default_rng(0).uniform(0, 2, size=(1, 17, 17, 8)).astype(np.float32)
+  outputs = []
+  for rate in ([9, 21], [21, 9]):
+    keras.utils.set_random_seed(0)
+    layer = dpc_lib.DensePredictionCell(
+        [{'op': 'conv', 'kernel': 3, 'rate': rate, 'input': -1}], output_stride=8)
+    outputs.append(np.asarray(layer(features, training=False)))
+  np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)
+  a, b = (ss.effective_cell([{'op': 'conv', 'kernel': 3, 'rate': r, 'input': -1}],
+                                      (17, 17), 2) for r in ([9, 21], [21, 9]))
+  assert ss.cell_hash(a) == ss.cell_hash(b)

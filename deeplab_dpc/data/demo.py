@@ -1,16 +1,28 @@
 """The synthetic demo dataset: procedurally drawn scenes, identical on every build.
 
-Each 129x129 image shows 3-6 shapes of random colour and size (radius 5-34
-pixels) on a textured, low-saturation background; later shapes occlude
-earlier ones. The classes are background, disc, square, triangle, ring and
-dot grid. Colour carries no class information, so a model must use shape.
-Two classes need context beyond a small receptive field: the inside of a
-ring is background while a disc of the same colour is filled, and the dots of
-a dot grid look exactly like small squares, recognisable only from their
-3x3 arrangement. Scenes depend only on (split, index), so the builder, the
-tfds builder and any subset of them produce the same pixels.
-"""
+Two kinds of 129x129 scene share one drawing code (shapes of random colour on a
+textured, low-saturation background; later shapes occlude earlier ones; colour
+carries no class information). The classes are background, disc, square,
+triangle, ring and dot grid.
 
+* **The demo task** (`train`, `val`): every scene belongs to one class. It shows
+  2-4 shapes of that class (radius 10-34 pixels) and 1-2 *blobs*: speckled,
+  irregular shapes that look alike in every scene and are labelled with the
+  scene's class. A blob's own pixels do not tell its class; the other shapes in
+  the image do. So the task rewards whole-image context, which a dense
+  prediction cell gets from pyramid pooling or large rates, and a cell without it
+  cannot label blobs better than chance: cells truly differ, as the search needs.
+* **Pretraining scenes** (`pretrain`, the shipped demo backbone's data, and
+  `pretrain_val`, 80 more to score its pretraining on): 3-6 shapes
+  of independently drawn classes (radius 5-34), no blobs. Another distribution
+  than the task, as the paper's COCO pretraining is to Cityscapes. Two classes need
+  context beyond a small receptive field: the inside of a ring is background while
+  a disc of the same colour is filled, and the dots of a dot grid look exactly like
+  small squares, recognisable only from their 3x3 arrangement.
+
+Scenes depend only on (split, index), so the builder, the tfds builder and any
+subset of them produce the same pixels.
+"""
 import math
 
 import numpy as np
@@ -24,12 +36,25 @@ IMAGE_SIZE = 129
 DEFAULT_NUM_SHARDS = 4
 SPLITS = ('train', 'val')
 _SEED = 20181203  # Any fixed number; it defines the dataset.
-_SPLIT_SEEDS = {'train': 1, 'val': 2, 'pretrain': 3}
+# The pretraining scenes' held-out split keeps seed 2, so its scenes are the ones the
+# shipped backbone's `pretraining.json` was scored on.
+_SPLIT_SEEDS = {'train': 11, 'val': 12, 'pretrain': 3, 'pretrain_val': 2}
+PRETRAINING_SPLITS = ('pretrain', 'pretrain_val')
 
 DISC, SQUARE, TRIANGLE, RING, DOT_GRID = 1, 2, 3, 4, 5
 # Radius ranges (pixels) per class: rings and grids need room for their holes/dots.
 _RADIUS_RANGE = {DISC: (5, 34), SQUARE: (5, 34), TRIANGLE: (6, 34), RING: (10, 34),
                  DOT_GRID: (12, 34)}
+# The demo task's shapes are at least this large: whole-image context, not the
+# recognition of tiny shapes at output stride 8, is what it is about.
+_TASK_MIN_RADIUS = 10
+_TASK_SHAPES = (2, 4)  # Shapes of the scene's class per task scene (inclusive).
+_TASK_BLOBS = (1, 2)  # Blobs per task scene (inclusive).
+_BLOB_RADIUS_RANGE = (8, 26)
+# Bumped whenever the pixels of any split change: `build` records it, so a folder
+# holding an older build is rebuilt rather than reused.
+SCENE_VERSION = 2
+VERSION_FILE = 'demo_scenes.json'
 
 
 def image_name(split, index):
@@ -70,8 +95,9 @@ def _background(rng, yy, xx):
   return image
 
 
-def _shape_mask(kind, rng, yy, xx):
+def _shape_mask(kind, rng, yy, xx, min_radius=0):
   low, high = _RADIUS_RANGE[kind]
+  low = max(low, min_radius)
   radius = math.exp(rng.uniform(math.log(low), math.log(high)))
   cy, cx = rng.uniform(0, IMAGE_SIZE, size=2)
   angle = rng.uniform(0, 2 * math.pi)
@@ -104,11 +130,68 @@ def _shape_mask(kind, rng, yy, xx):
   return mask
 
 
+def _blob_mask(rng, yy, xx):
+  """An irregular, smoothly wobbling disc: the same kind of outline in every class."""
+  low, high = _BLOB_RADIUS_RANGE
+  radius = math.exp(rng.uniform(math.log(low), math.log(high)))
+  cy, cx = rng.uniform(0, IMAGE_SIZE, size=2)
+  dy, dx = yy - cy, xx - cx
+  theta = np.arctan2(dy, dx)
+  wobble = (1 + 0.25 * np.sin(3 * theta + rng.uniform(0, 2 * math.pi)) +
+            0.15 * np.sin(5 * theta + rng.uniform(0, 2 * math.pi)))
+  return np.sqrt(dx * dx + dy * dy) <= radius * wobble
+
+
+def _random_color(rng):
+  return np.array(_hsv_to_rgb(rng.uniform(), rng.uniform(0.55, 1.0),
+                              rng.uniform(0.55, 1.0))) * 255.0
+
+
+def _shape_fill(rng, color, yy, xx, shape):
+  if rng.uniform() < 0.3:
+    # Two-tone stripes inside the shape: texture that is not a class cue.
+    period, angle = rng.uniform(4, 10), rng.uniform(0, math.pi)
+    stripes = np.sin(2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle))
+                     / period) > 0
+    return np.where(stripes[..., None], color, color * 0.6)
+  return np.broadcast_to(color, shape)
+
+
+def _pretrain_scene(rng, yy, xx, image, label):
+  for _ in range(int(rng.integers(3, 7))):
+    kind = int(rng.integers(1, len(descriptors.DEMO_CLASSES)))
+    mask = _shape_mask(kind, rng, yy, xx)
+    fill = _shape_fill(rng, _random_color(rng), yy, xx, image.shape)
+    image = np.where(mask[..., None], fill, image)
+    label[mask] = kind
+  return image
+
+
+def _task_scene(rng, yy, xx, image, label):
+  kind = int(rng.integers(1, len(descriptors.DEMO_CLASSES)))
+  items = (['shape'] * int(rng.integers(_TASK_SHAPES[0], _TASK_SHAPES[1] + 1)) +
+           ['blob'] * int(rng.integers(_TASK_BLOBS[0], _TASK_BLOBS[1] + 1)))
+  rng.shuffle(items)
+  for item in items:
+    color = _random_color(rng)
+    if item == 'blob':
+      mask = _blob_mask(rng, yy, xx)
+      # Speckled: a look no shape has, the same in every class.
+      fill = color * 0.5 + 60.0 + rng.normal(0.0, 25.0, size=image.shape)
+    else:
+      mask = _shape_mask(kind, rng, yy, xx, min_radius=_TASK_MIN_RADIUS)
+      fill = _shape_fill(rng, color, yy, xx, image.shape)
+    image = np.where(mask[..., None], fill, image)
+    label[mask] = kind
+  return image
+
+
 def render(split, index):
   """Draws demo example `index` of `split`.
 
   Args:
-    split: 'train' or 'val'.
+    split: 'train' or 'val' (the demo task), 'pretrain' or 'pretrain_val'
+      (pretraining scenes).
     index: Example index, 0 <= index < the split's size.
 
   Returns:
@@ -118,26 +201,14 @@ def render(split, index):
     ValueError: If the split is unknown.
   """
   if split not in _SPLIT_SEEDS:
-    raise ValueError(f'Unknown demo split {split!r}; expected one of {SPLITS}.')
+    raise ValueError(f'Unknown demo split {split!r}; expected one of '
+                     f'{tuple(_SPLIT_SEEDS)}.')
   rng = np.random.default_rng([_SEED, _SPLIT_SEEDS[split], index])
   yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float64)
   image = _background(rng, yy, xx)
   label = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-  for _ in range(int(rng.integers(3, 7))):
-    kind = int(rng.integers(1, len(descriptors.DEMO_CLASSES)))
-    mask = _shape_mask(kind, rng, yy, xx)
-    color = np.array(_hsv_to_rgb(rng.uniform(), rng.uniform(0.55, 1.0),
-                                 rng.uniform(0.55, 1.0))) * 255.0
-    if rng.uniform() < 0.3:
-      # Two-tone stripes inside the shape: texture that is not a class cue.
-      period, angle = rng.uniform(4, 10), rng.uniform(0, math.pi)
-      stripes = np.sin(2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle))
-                       / period) > 0
-      fill = np.where(stripes[..., None], color, color * 0.6)
-    else:
-      fill = np.broadcast_to(color, image.shape)
-    image = np.where(mask[..., None], fill, image)
-    label[mask] = kind
+  scene = _pretrain_scene if split in PRETRAINING_SPLITS else _task_scene
+  image = scene(rng, yy, xx, image, label)
   image += rng.normal(0.0, 3.0, size=image.shape)
   return np.clip(np.rint(image), 0, 255).astype(np.uint8), label
 
@@ -155,8 +226,8 @@ def build(output_dir, splits=SPLITS, num_shards=DEFAULT_NUM_SHARDS, max_examples
 
   Args:
     output_dir: Output folder of the shards.
-    splits: Which of 'train', 'val' and 'pretrain' (the pretrained backbone's
-      scenes, disjoint from the others) to write.
+    splits: Which of 'train', 'val', 'pretrain' and 'pretrain_val' (the pretrained
+      backbone's scenes, disjoint from the others) to write.
     num_shards: Shards per split.
     max_examples: Write only the first N examples of each split (None: all).
 

@@ -23,18 +23,44 @@ def test_render_is_deterministic_and_varied():
     demo.render('test', 0)
 
 
-def test_every_class_appears_at_several_scales():
+@pytest.mark.parametrize('split', ['train', 'pretrain'])
+def test_every_class_appears_at_several_scales(split):
   areas = {c: [] for c in range(1, descriptors.DEMO.num_classes)}
   for index in range(40):
-    label = demo.render('train', index)[1]
+    label = demo.render(split, index)[1]
     assert label.max() < descriptors.DEMO.num_classes
     for c in areas:
       if (label == c).any():
         areas[c].append(int((label == c).sum()))
   for c, class_areas in areas.items():
     assert len(class_areas) >= 5, descriptors.DEMO_CLASSES[c]
-    # Small and large instances both occur.
-    assert max(class_areas) > 4 * min(class_areas), descriptors.DEMO_CLASSES[c]
+    # Small and large instances (task scenes: scenes of few and of large shapes) occur.
+    assert max(class_areas) > 1.5 * min(class_areas), descriptors.DEMO_CLASSES[c]
+    if split == 'pretrain':
+      assert max(class_areas) > 4 * min(class_areas), descriptors.DEMO_CLASSES[c]
+
+
+def test_task_scenes_hold_one_class_and_pretraining_scenes_mix_them():
+  task = [set(np.unique(demo.render('train', i)[1])) - {0} for i in range(30)]
+  assert all(len(classes) == 1 for classes in task)
+  # Every class is some scene's class.
+  assert set().union(*task) == set(range(1, descriptors.DEMO.num_classes))
+  pretrain = [set(np.unique(demo.render('pretrain', i)[1])) - {0} for i in range(30)]
+  assert sum(len(classes) > 1 for classes in pretrain) > 20
+  assert not np.array_equal(demo.render('pretrain_val', 0)[0], demo.render('val', 0)[0])
+
+
+def test_blobs_look_alike_across_classes():
+  # A blob is drawn speckled: its pixels vary far more than a flat shape's, whatever
+  # the scene's class, so its own pixels do not tell the class.
+  speckled = set()
+  for i in range(40):
+    image, label = demo.render('val', i)
+    kind = int(label.max())
+    region = image[label == kind].astype(float)
+    if region.std(axis=0).mean() > 20:
+      speckled.add(kind)
+  assert speckled == set(range(1, descriptors.DEMO.num_classes))
 
 
 def test_build_writes_identical_bytes(tmp_path):

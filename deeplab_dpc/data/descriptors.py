@@ -149,7 +149,7 @@ PASCAL_PERSON_PART = DatasetDescriptor(
 
 DEMO = DatasetDescriptor(
     name='demo',
-    splits_to_sizes={'train': 320, 'val': 80, 'pretrain': 4000},
+    splits_to_sizes={'train': 320, 'val': 80, 'pretrain': 4000, 'pretrain_val': 80},
     num_classes=len(DEMO_CLASSES),
     ignore_label=constants.IGNORE_LABEL,
     class_names=DEMO_CLASSES,

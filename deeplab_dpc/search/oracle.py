@@ -5,9 +5,11 @@ each new candidate is, with probability `mutation_probability`, a mutation of on
 the `top_k` best cells seen so far (one branch changes its operation or its input,
 `search_space.mutate_cell`), and otherwise a cell sampled uniformly from the space.
 User-supplied seed cells run first. Candidates are keyed by the canonical hash of
-their cell (`search_space.cell_hash`), so a cell equivalent to one already tried (the
-same branches in another order) is never trained twice, and cells over the cost
-budget are never proposed.
+their cell as it acts on the cached features (`search_space.cell_hash` of
+`search_space.effective_cell`), so a cell equivalent to one already tried (the same
+branches in another order, or rates that differ only where they read nothing but
+padding, common on small feature maps) is never trained twice, and cells over the
+cost budget are never proposed.
 
 A trial's hyperparameters hold the cell as a JSON string (`cell`) with its `cell_hash`,
 its `origin` (seed / random / mutation) and `parent_hash`; they travel unchanged over
@@ -49,10 +51,12 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
     top_k: How many of the best cells are mutation parents.
     seed_cells: Cells (JSON form) to try first, in order.
     budget: A `search_space.CostBudget`, or None.
-    cost_shape: (height, width, channels) of the features the budget is
-      evaluated on (needed with a budget).
+    cost_shape: (height, width, channels) of the cached features: the budget is
+      evaluated on them (needed with a budget), and cells equal on them are one.
     seed: Random seed of the search; every draw derives from it and the trial id,
       so a resumed study proposes what an uninterrupted one would.
+    rate_multiplier: The factor the cell applies to its rates on the cached
+      features (`16 // output_stride`), for the equivalence of rates.
     recorder: A `records.TrialRecorder` told about every finished trial, or None.
     max_consecutive_failed_trials: Stop the search after this many failures in a
       row (something is wrong beyond one cell, e.g. the learning rate).
@@ -61,8 +65,8 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
   def __init__(self, num_branches: int, max_trials: int, *,
                mutation_probability: float = 0.5, top_k: int = 10,
                seed_cells: Sequence[Any] = (), budget=None,
-               cost_shape: tuple[int, int, int] | None = None, seed: int = 0,
-               recorder=None, max_consecutive_failed_trials: int = 10):
+               cost_shape: tuple[int, int, int] | None = None, rate_multiplier: int = 1,
+               seed: int = 0, recorder=None, max_consecutive_failed_trials: int = 10):
     search_space.space_size(num_branches)  # ValueError naming num_branches.
     if not 0.0 <= mutation_probability <= 1.0:
       raise ValueError('--mutation_probability must be in [0, 1], got '
@@ -87,6 +91,7 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
         for i, c in enumerate(seed_cells)]
     self.budget = budget
     self.cost_shape = cost_shape
+    self.rate_multiplier = int(rate_multiplier)
     self.recorder = recorder
     self.stop_after_failures = int(max_consecutive_failed_trials)
     self.stop_reason = None
@@ -94,8 +99,16 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
 
   # -- Proposing cells.
 
+  def _key(self, cell) -> str:
+    """Equal for cells that compute the same function on the cached features."""
+    if self.cost_shape is None:
+      return search_space.cell_hash(cell)
+    return search_space.cell_hash(search_space.effective_cell(
+        cell, tuple(self.cost_shape[:2]), self.rate_multiplier))
+
   def _seen_hashes(self) -> set[str]:
-    return {t.hyperparameters.values.get('cell_hash') for t in self.trials.values()}
+    return {self._key(json.loads(t.hyperparameters.values['cell']))
+            for t in self.trials.values() if 'cell' in t.hyperparameters.values}
 
   def _admits(self, cell) -> bool:
     if self.budget is None:
@@ -119,8 +132,8 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
     """The next candidate's values (cell JSON, hash, origin, parent), or None if none left."""
     seen = self._seen_hashes()
     for cell in self.seed_cells:
-      cell_hash = search_space.cell_hash(cell)
-      if cell_hash not in seen:
+      if search_space.cell_hash(cell) not in {
+          t.hyperparameters.values.get('cell_hash') for t in self.trials.values()}:
         return self._values(cell, SEED)
     rng = random.Random(f'{self.search_seed}:{int(trial_id)}')
     parents = self._ranked_completed()[:self.top_k]
@@ -129,13 +142,13 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
         parent = rng.choice(parents)
         parent_cell = json.loads(parent.hyperparameters.values['cell'])
         child = search_space.mutate_cell(parent_cell, rng, require_new_hash=True)
-        if search_space.cell_hash(child) not in seen and self._admits(child):
+        if self._key(child) not in seen and self._admits(child):
           return self._values(child, MUTATION, parent.hyperparameters.values['cell_hash'])
       logging.info('Trial %s: no new cell within one mutation of the top %d; sampling '
                    'uniformly', trial_id, len(parents))
     for _ in range(_MAX_DRAWS):
       cell = search_space.sample_cell(rng, self.num_branches)
-      if search_space.cell_hash(cell) not in seen and self._admits(cell):
+      if self._key(cell) not in seen and self._admits(cell):
         return self._values(cell, RANDOM)
     return None
 

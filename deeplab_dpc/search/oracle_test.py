@@ -154,3 +154,16 @@ def test_state_files_are_written_atomically(tmp_path):
   assert not [n for n in os.listdir(project) if n.startswith('.tmp-')]
   with open(os.path.join(project, 'oracle.json')) as f:
     assert json.load(f)['end_order'] == ['00']
+
+
+def test_cells_equal_on_the_cached_features_are_tried_once(tmp_path):
+  # B = 1 on 17x17 features at output stride 8 (rates doubled): rates 9..21 all read
+  # only padding off the centre, so per side {1, 3, 6, >=9} differ: 1 + 4 * 4 + 16
+  # pooling grids = 33 distinct cells out of the space's 81.
+  oracle = _oracle(tmp_path, num_branches=1, max_trials=200, mutation_probability=0.5,
+                   cost_shape=(17, 17, 16), rate_multiplier=2)
+  trials = _run(oracle, 200)
+  effective = [search_space.cell_hash(search_space.effective_cell(
+      json.loads(t.hyperparameters.values['cell']), (17, 17), 2)) for t in trials]
+  assert len(effective) == len(set(effective)) == 33
+  assert 'no untried cell' in oracle.stop_reason

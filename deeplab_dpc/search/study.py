@@ -271,7 +271,8 @@ def run_search(config: SearchConfig) -> dict:
   oracle = oracle_lib.DensePredictionCellOracle(
       config.num_branches, config.max_trials,
       mutation_probability=config.mutation_probability, top_k=config.top_k,
-      seed_cells=seeds, budget=budget, cost_shape=cost_shape, seed=config.seed,
+      seed_cells=seeds, budget=budget, cost_shape=cost_shape,
+      rate_multiplier=16 // config.cache.output_stride, seed=config.seed,
       recorder=recorder, max_consecutive_failed_trials=config.max_consecutive_failed_trials)
   tuner = tuner_lib.ProxyTaskTuner(oracle, config.resolved_cache_dir, manifest, config.proxy,
                                    config.search_dir)
