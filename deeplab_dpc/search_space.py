@@ -313,8 +313,9 @@ def effective_cell(cell: Any, feature_size: tuple[int, int],
   multiplier = int(rate_multiplier)
 
   def capped(rate, size):
-    reaching = [r for r in CONV_RATES if r * multiplier >= size]
-    return min(rate, reaching[0]) if reaching and rate * multiplier >= size else rate
+    if rate * multiplier < size:
+      return rate
+    return min(r for r in CONV_RATES if r * multiplier >= size)
 
   result = []
   for branch in branches:

@@ -131,9 +131,10 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
   def propose(self, trial_id: str) -> dict | None:
     """The next candidate's values (cell JSON, hash, origin, parent), or None if none left."""
     seen = self._seen_hashes()
+    # Seed cells are the user's: each runs unless that very cell already has.
+    tried = {t.hyperparameters.values.get('cell_hash') for t in self.trials.values()}
     for cell in self.seed_cells:
-      if search_space.cell_hash(cell) not in {
-          t.hyperparameters.values.get('cell_hash') for t in self.trials.values()}:
+      if search_space.cell_hash(cell) not in tried:
         return self._values(cell, SEED)
     rng = random.Random(f'{self.search_seed}:{int(trial_id)}')
     parents = self._ranked_completed()[:self.top_k]
