@@ -316,6 +316,18 @@ def _spawn(config_path: str, tuner_id: str, port: int, log_path: str) -> subproc
                           preexec_fn=_die_with_parent if sys.platform == 'linux' else None)
 
 
+# How long workers may take to exit after the chief has ended the study.
+WORKER_EXIT_GRACE_SECONDS = 60.0
+
+
+def _wait(process: subprocess.Popen, timeout: float) -> int | None:
+  """The process's exit code once it exits within `timeout` seconds, else None."""
+  try:
+    return process.wait(timeout)
+  except subprocess.TimeoutExpired:
+    return None
+
+
 def _stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
   if process.poll() is None:
     process.terminate()
@@ -370,6 +382,18 @@ def run_supervised(config: SearchConfig, poll_seconds: float = 0.5,
                           max_worker_restarts)
           workers[i] = spawn_worker(i)
           worker_codes[i] = None
+      if chief_code == 0 and any(c is None for c in worker_codes):
+        # The chief exits once every trial has ended, so the study is complete;
+        # workers learn it on their next call to the oracle and exit on their own,
+        # which can take longer than one poll (or fail on the closed connection).
+        for i, w in enumerate(workers):
+          code = _wait(w, WORKER_EXIT_GRACE_SECONDS)
+          if code != 0:
+            logging.warning('worker%d (pid %d) %s after the study ended; see %s', i, w.pid,
+                            'still ran' if code is None else f'exited with code {code}',
+                            log_dir)
+        worker_codes = [0] * len(workers)
+        break
       if chief_code is not None and any(c is None for c in worker_codes):
         for w in workers:
           _stop(w)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_dpc import checkpoints
+from deeplab_dpc import constants
 from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc.data import demo
@@ -139,14 +140,20 @@ def test_mixed_precision_trains_in_16_bits_and_keeps_float32_weights(precision, 
   assert sum(float(np.abs(v).sum()) > 0 for v in slots) > len(slots) // 2
 
 
-def test_jit_compile_trains_like_the_plain_step(demo_dir, tmp_path):
+def test_jit_compile_trains_like_the_plain_step(demo_dir, tmp_path, monkeypatch):
+  # XLA draws other dropout masks than the plain step; without dropout the two
+  # steps compute the same function, up to the order of float sums.
+  monkeypatch.setattr(constants, 'DROPOUT_KEEP_PROB', 1.0)
   plain = trainer.train(_config(demo_dir, tmp_path / 'plain', training_number_of_steps=2))
   xla = trainer.train(_config(demo_dir, tmp_path / 'xla', training_number_of_steps=2,
                               jit_compile=True))
   assert [s for s, _ in xla['losses']] == [1, 2]
-  assert all(np.isfinite(l) for _, l in xla['losses'])
-  # The same first loss (XLA draws other dropout masks, so the runs then part).
-  np.testing.assert_allclose(xla['losses'][0][1], plain['losses'][0][1], rtol=5e-3)
+  (_, plain_first), (_, plain_second) = plain['losses']
+  (_, xla_first), (_, xla_second) = xla['losses']
+  np.testing.assert_allclose(xla_first, plain_first, rtol=1e-4)
+  # The first update moves the loss alike (the sums' order parts them slightly).
+  np.testing.assert_allclose(xla_second - xla_first, plain_second - plain_first, rtol=0.05)
+  assert plain_second != plain_first
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(demo_dir, tmp_path):
