@@ -10,13 +10,15 @@
   3. cache its frozen output-stride-8 features of the fit and held-out images;
   4. search dense prediction cells on the cached features (random + local search),
      each scored on the held-out images;
-  5. re-rank the best few proxy cells by full-model trainings scored on the held-out
-     images (`rerank.train_and_evaluate`: the one full training recipe);
-  6. train the re-ranked winner with the same recipe on all demo training images,
-     with several training seeds (the seed noise of one training);
-  7. train uniformly random cells with exactly the same recipe, seed and
-     initialisation, and evaluate everything on the demo val split, which nothing
-     before this stage has seen;
+  5. re-rank the best few proxy cells by full-model trainings on the fit images,
+     scored on the held-out images (`rerank.train_and_evaluate`: the one full
+     training recipe);
+  6. score the re-ranked winner's training on the demo val split, and train it
+     again with further training seeds (their spread is the seed noise of one
+     training);
+  7. train uniformly random cells with exactly the same recipe, data, seed and
+     initialisation, and score them on the demo val split, which nothing before
+     stage 6 has seen;
   8. export the winner as a SavedModel;
   9. segment a demo val image with it and write a coloured PNG.
 
@@ -32,7 +34,8 @@ trainings' results are read back.
                                 train (fit) and val (the last N, held out)
   search/                       the study: trials.jsonl, best_cells/, tensorboard/,
                                 feature_cache/, rerank/, rerank.json, rerank_winner.json
-  winner/                       cell.json, seed<S>/ (train/ checkpoints, eval/ metrics)
+  winner/                       cell.json, seed<S>/ (eval/ metrics of the re-ranking's
+                                training), seed<S+1>/... (train/ checkpoints, eval/)
   random/<k>_<hash8>/           cell.json, train/, eval/ of each random cell
   saved_model/                  the winner, serving_default
   pictures/                     input image, ground truth, coloured prediction
@@ -59,8 +62,8 @@ SUMMARY_FILE = 'summary.json'
 RESULT_FILE = 'result.json'
 # The search's data: the demo training images split into fit / held-out parts.
 RERANK_DATA_DIR = 'rerank_data'
-# The demo val split, always answering "background": IoU ~0.82 for one class of six.
-CHANCE_MIOU = 0.136
+# The demo val split, always answering "background": IoU ~0.77 for one class of six.
+CHANCE_MIOU = 0.128
 # Every model of the demo: the pretrained backbone's MobileNet-v2 at half width,
 # output stride 8, with a decoder at stride 4 for the demo's small shapes.
 MODEL_VARIANT = demo_backbone.MODEL_VARIANT
@@ -99,6 +102,7 @@ class DemoConfig:
     cache_max_train_examples: Cache only the first N fit images (0: all).
     cache_max_eval_examples: Cache only the first N held-out images (0: all).
     search_trials: Trials of the search.
+    search_top_k: Mutation parents of the local search: the k best cells so far.
     num_branches: B, branches of a cell.
     proxy_steps: Proxy training steps per trial.
     proxy_batch_size: Proxy batch.
@@ -118,22 +122,25 @@ class DemoConfig:
   reduced: bool = False
   seed: int = 0
   backbone_checkpoint: str = ''
-  # Whole images: the demo task's context is the whole scene, which crops would cut.
+  # Whole images: the demo task's context is half the scene or more, which crops would cut.
   train_crop_size: tuple[int, int] = (129, 129)
   train_batch_size: int = 8
   # Low enough that the pretrained backbone keeps its features for the cell to combine.
   base_learning_rate: float = 0.02
   min_scale_factor: float = 0.75
   max_scale_factor: float = 1.25
-  full_steps: int = 150
+  full_steps: int = 140
   cache_crop_size: tuple[int, int] = (129, 129)
   cache_augmentation_copies: int = 2
   cache_max_train_examples: int = 0
   cache_max_eval_examples: int = 0
   search_trials: int = 24
+  # Few parents: with 24 trials the default 10 would be nearly every cell tried,
+  # and the local search would not stay near the best ones.
+  search_top_k: int = 3
   num_branches: int = search_space.DEFAULT_NUM_BRANCHES
-  # Short: whole-image context (pooling) is learnt within tens of steps, local
-  # detail later, so a short proxy separates the cells the demo task rewards most.
+  # Short: coarse context (pooling) is learnt within tens of steps, local detail
+  # later, so a short proxy separates the cells the demo task rewards most.
   proxy_steps: int = 50
   proxy_batch_size: int = 8
   proxy_learning_rate: float = 0.1
@@ -171,7 +178,7 @@ class DemoConfig:
       raise ValueError('--output_dir is required')
     if self.seed < 0:
       raise ValueError(f'--seed must be >= 0, got {self.seed}')
-    for name in ('search_trials', 'proxy_steps', 'rerank_top_k', 'full_steps',
+    for name in ('search_trials', 'search_top_k', 'proxy_steps', 'rerank_top_k', 'full_steps',
                  'train_batch_size', 'proxy_batch_size', 'cache_augmentation_copies',
                  'num_branches', 'log_steps', 'rerank_holdout_examples', 'num_random_cells'):
       if int(getattr(self, name)) < 1:
@@ -282,13 +289,28 @@ def rerank_split_sizes(holdout: int) -> dict:
   return {'train': descriptors.DEMO.splits_to_sizes['train'] - holdout, 'val': holdout}
 
 
-def build_rerank_data(rerank_data_dir: str, holdout: int) -> dict:
-  """The re-ranking's data: the demo *training* images split in two.
+def _train_records(data_dir: str) -> list[bytes]:
+  """The serialized examples of the demo train split in `data_dir`, in index order."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
+  by_name = {}
+  for record in tf.data.TFRecordDataset(pipeline.list_files(data_dir, 'train', DATASET)):
+    example = tf.train.Example.FromString(record.numpy())
+    name = example.features.feature['image/filename'].bytes_list.value[0].decode()
+    by_name[name] = record.numpy()
+  size = descriptors.DEMO.splits_to_sizes['train']
+  return [by_name[demo.image_name('train', i)] for i in range(size)]
+
+
+def build_rerank_data(rerank_data_dir: str, holdout: int, data_dir: str) -> dict:
+  """The re-ranking's data: the demo *training* images of `data_dir` split in two.
 
   Its `train` split holds the first training images and its `val` split the last
   `holdout` ones, so re-ranking selects the winner on images that no final model is
   evaluated on; the demo val split stays untouched until the final comparison, where
-  the winner and the random cell meet it alike. Skipped when present and complete.
+  the winner and the random cell meet it alike. The records are copied from
+  `data_dir` (built first). Skipped when present and complete.
   """
   from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import shard_writer  # pylint: disable=g-import-not-at-top
@@ -297,11 +319,11 @@ def build_rerank_data(rerank_data_dir: str, holdout: int) -> dict:
                           {'train': ('train', 0), 'val': ('train', sizes['train'])}):
     logging.info('Re-ranking TFRecords already complete in %s: skipped', rerank_data_dir)
     return sizes
+  records = _train_records(data_dir)
   fit = sizes['train']
-  shard_writer.write_split(rerank_data_dir, 'train', [('train', i) for i in range(fit)],
-                           demo.to_example, demo.DEFAULT_NUM_SHARDS)
-  shard_writer.write_split(rerank_data_dir, 'val',
-                           [('train', fit + i) for i in range(holdout)], demo.to_example, 1)
+  shard_writer.write_split(rerank_data_dir, 'train', records[:fit], lambda record: record,
+                           demo.DEFAULT_NUM_SHARDS)
+  shard_writer.write_split(rerank_data_dir, 'val', records[fit:], lambda record: record, 1)
   return sizes
 
 
@@ -325,13 +347,16 @@ def model_options(config: DemoConfig, cell=None, crop_size=None):
   return options_lib.ModelOptions.create(**kwargs)
 
 
-def full_recipe(config: DemoConfig, data_dir: str, search_dir: str = ''):
+def full_recipe(config: DemoConfig, data_dir: str, search_dir: str = '',
+                eval_data_dir: str = ''):
   """The demo's one full training recipe, as a `rerank.RerankConfig`.
 
-  Re-ranking (on the re-ranking data), the winner and the random cells (on the demo
-  data) and the fidelity benchmark all train cells with it: the same steps, batch,
-  learning rate, batch-norm decay, augmentation and backbone initialisation, so
-  cells differ only by their cell (and the seed, where it is varied on purpose).
+  Re-ranking, the winner and the random cells (all on the fit images of the
+  re-ranking data) and the fidelity benchmark (on demo train) train cells with it:
+  the same steps, batch, learning rate, batch-norm decay, augmentation and backbone
+  initialisation, so cells differ only by their cell (and the seed, where it is
+  varied on purpose). Models are scored on the val split of `eval_data_dir`
+  ('': of `data_dir`).
   """
   from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
   return rerank.RerankConfig(
@@ -343,7 +368,18 @@ def full_recipe(config: DemoConfig, data_dir: str, search_dir: str = ''):
       base_learning_rate=config.base_learning_rate, eval_crop_size=EVAL_CROP_SIZE,
       decoder_output_stride=DECODER_OUTPUT_STRIDE, seed=config.seed,
       batch_norm_decay=BATCH_NORM_DECAY, min_scale_factor=config.min_scale_factor,
-      max_scale_factor=config.max_scale_factor, log_steps=config.log_steps)
+      max_scale_factor=config.max_scale_factor, log_steps=config.log_steps,
+      eval_dataset_dir=eval_data_dir)
+
+
+def final_recipe(config: DemoConfig):
+  """The recipe of the final models: trained as in re-ranking, scored on demo val.
+
+  The winner's re-ranking training is therefore its first final model, and the
+  random cells train on exactly the images the winner trained on.
+  """
+  return full_recipe(config, os.path.join(config.output_dir, RERANK_DATA_DIR),
+                     eval_data_dir=os.path.join(config.output_dir, 'data'))
 
 
 def write_backbone_checkpoint(model, prefix: str) -> str:
@@ -434,7 +470,7 @@ def search_config(config: DemoConfig, data_dir: str, search_dir: str | None = No
           base_learning_rate=config.proxy_learning_rate, batch_norm_decay=BATCH_NORM_DECAY,
           upsample_logits=config.proxy_upsample_logits, seed=config.seed),
       num_branches=config.num_branches, max_trials=config.search_trials,
-      num_best_cells=max(5, config.rerank_top_k), seed=config.seed)
+      top_k=config.search_top_k, num_best_cells=max(5, config.rerank_top_k), seed=config.seed)
 
 
 def _stage_cache(config: DemoConfig, data_dir: str) -> dict:
@@ -482,33 +518,56 @@ def random_cells(config: DemoConfig, exclude: str) -> list[tuple]:
                              exclude=(exclude,))
 
 
-def _final_run(config: DemoConfig, data_dir: str, workdir: str, cell, seed: int) -> dict:
-  """One final-recipe training of `cell` (demo train split) scored on demo val."""
-  os.makedirs(workdir, exist_ok=True)
-  result = train_and_evaluate_cell(full_recipe(config, data_dir), cell, workdir, seed)
-  return {'checkpoint': result['checkpoint'], 'train_logdir': os.path.join(workdir, 'train'),
+def _final_result(result: dict, workdir: str, seed: int, cell) -> dict:
+  return {'checkpoint': result['checkpoint'],
+          'train_logdir': os.path.dirname(result['checkpoint']),
           'eval_logdir': os.path.join(workdir, 'eval'), 'miou': float(result['miou']),
           'per_class_iou': result['per_class_iou'], 'class_names': result['class_names'],
           'pixel_accuracy': float(result['pixel_accuracy']), 'seed': seed,
           'hash': search_space.cell_hash(cell)}
 
 
-def _stage_winner(config: DemoConfig, data_dir: str, cell) -> dict:
-  """Stage 6: the winner with the final recipe, once per training seed."""
+def _final_run(config: DemoConfig, workdir: str, cell, seed: int) -> dict:
+  """One final-recipe training of `cell` (the fit images) scored on demo val."""
+  os.makedirs(workdir, exist_ok=True)
+  result = train_and_evaluate_cell(final_recipe(config), cell, workdir, seed)
+  return _final_result(result, workdir, seed, cell)
+
+
+def _final_from_rerank(config: DemoConfig, workdir: str, cell, rerank_row: dict) -> dict:
+  """The winner's re-ranking training (final recipe, the demo's seed) scored on demo val."""
+  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
+  result_path = os.path.join(workdir, RESULT_FILE)
+  previous = _read_json(result_path)
+  if not (previous and previous.get('checkpoint') == rerank_row['checkpoint']):
+    os.makedirs(workdir, exist_ok=True)
+    metrics = rerank.evaluate_cell(final_recipe(config), cell, rerank_row['checkpoint'],
+                                   os.path.join(workdir, 'eval'))
+    previous = dict(metrics, checkpoint=rerank_row['checkpoint'],
+                    global_step=config.full_steps)
+    fileio.atomic_write(result_path, json.dumps(previous, indent=1))
+  return _final_result(previous, workdir, config.seed, cell)
+
+
+def _stage_winner(config: DemoConfig, reranked: dict) -> dict:
+  """Stage 6: the winner on demo val, from its re-ranking training and further seeds."""
   from deeplab_dpc.search import statistics  # pylint: disable=g-import-not-at-top
+  row = next(r for r in reranked['cells'] if r['hash'] == reranked['winner']['hash'])
+  cell = row['cell']
   workdir = os.path.join(config.output_dir, 'winner')
   cell_path = os.path.join(workdir, 'cell.json')
   os.makedirs(workdir, exist_ok=True)
   cell_lib.save_cell(cell_lib.parse_cell(cell), cell_path)
-  runs = [_final_run(config, data_dir, os.path.join(workdir, f'seed{seed}'), cell, seed)
-          for seed in range(config.seed, config.seed + config.noise_seeds)]
+  runs = [_final_from_rerank(config, os.path.join(workdir, f'seed{config.seed}'), cell, row)]
+  runs += [_final_run(config, os.path.join(workdir, f'seed{seed}'), cell, seed)
+           for seed in range(config.seed + 1, config.seed + config.noise_seeds)]
   noise = statistics.spread([r['miou'] for r in runs])['std']
   logging.info('winner over %d training seeds: mIOU %s (std %.4f)', len(runs),
                ', '.join(f'{r["miou"]:.4f}' for r in runs), noise)
   return dict(runs[0], cell_file=cell_path, seeds=runs, seed_noise_std=noise)
 
 
-def _stage_random(config: DemoConfig, data_dir: str, winner_hash: str) -> list[dict]:
+def _stage_random(config: DemoConfig, winner_hash: str) -> list[dict]:
   """Stage 7: uniformly random cells with the final recipe and the demo's seed."""
   runs = []
   for k, cell in enumerate(random_cells(config, winner_hash)):
@@ -517,7 +576,7 @@ def _stage_random(config: DemoConfig, data_dir: str, winner_hash: str) -> list[d
     os.makedirs(workdir, exist_ok=True)
     cell_path = os.path.join(workdir, 'cell.json')
     cell_lib.save_cell(cell_lib.parse_cell(cell), cell_path)
-    run = _final_run(config, data_dir, workdir, cell, config.seed)
+    run = _final_run(config, workdir, cell, config.seed)
     run['cell_file'] = cell_path
     run['cell'] = cell_lib.cell_to_json(cell_lib.parse_cell(cell))
     logging.info('random cell %d (%s): mIOU %.4f', k, run['hash'][:8], run['miou'])
@@ -592,7 +651,8 @@ def run(config: DemoConfig) -> dict:
 
   stages.run(1, 'data', f'Building the demo TFRecords in {data_dir} and {rerank_data_dir}',
              lambda: (build_data(data_dir),
-                      build_rerank_data(rerank_data_dir, config.rerank_holdout_examples)))
+                      build_rerank_data(rerank_data_dir, config.rerank_holdout_examples,
+                                        data_dir)))
   backbone = stages.run(
       2, 'backbone', f'Checking the pretrained backbone ({MODEL_VARIANT} x{DEPTH_MULTIPLIER}, '
       f'output stride {TRAIN_OUTPUT_STRIDE})', lambda: _stage_backbone(config))
@@ -607,13 +667,12 @@ def run(config: DemoConfig) -> dict:
                         f'({config.full_steps} training steps each, scored on '
                         f'{config.rerank_holdout_examples} held-out training images)',
                         lambda: _stage_rerank(config, rerank_data_dir))
-  winner_cell = cell_lib.load_cell(reranked['winner_cell_file'])
-  winner = stages.run(6, 'winner', f'Training the winner {reranked["winner"]["hash"][:8]} '
-                      f'({config.full_steps} steps, {config.noise_seeds} training seeds)',
-                      lambda: _stage_winner(config, data_dir, winner_cell))
+  winner = stages.run(6, 'winner', f'Scoring the winner {reranked["winner"]["hash"][:8]} on '
+                      f'demo val and training it with {config.noise_seeds - 1} more seed(s)',
+                      lambda: _stage_winner(config, reranked))
   randoms = stages.run(7, 'random', f'Training {config.num_random_cells} uniformly random '
                        f'cells with the same recipe (seed {config.seed}) for comparison',
-                       lambda: _stage_random(config, data_dir, winner['hash']))
+                       lambda: _stage_random(config, winner['hash']))
   saved_model = stages.run(8, 'export', 'Exporting the winner as a SavedModel',
                            lambda: _stage_export(config, data_dir, winner))
   pictures = stages.run(9, 'segment', 'Segmenting a demo val image',
@@ -741,7 +800,7 @@ def run_fidelity(config: DemoConfig, work_dir: str, num_cells: int, cell_seed: i
 
   The proxy scores come from the demo search's cache and proxy task (fit images ->
   held-out training images); the full scores from the demo's one full training
-  recipe (demo train -> demo val), as the final models are trained and scored.
+  recipe (fit images -> demo val), as the final models are trained and scored.
 
   Args:
     config: The demo sizes (`DemoConfig.create(work_dir)` for the full demo's).
@@ -763,7 +822,7 @@ def run_fidelity(config: DemoConfig, work_dir: str, num_cells: int, cell_seed: i
   data_dir = os.path.join(work_dir, 'data')
   rerank_data_dir = os.path.join(work_dir, RERANK_DATA_DIR)
   build_data(data_dir)
-  build_rerank_data(rerank_data_dir, config.rerank_holdout_examples)
+  build_rerank_data(rerank_data_dir, config.rerank_holdout_examples, data_dir)
   return fidelity.run_search_fidelity(
       search_config(config, rerank_data_dir, os.path.join(work_dir, 'search')),
-      full_recipe(config, data_dir), study)
+      final_recipe(dataclasses.replace(config, output_dir=work_dir)), study)

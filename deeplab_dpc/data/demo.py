@@ -6,11 +6,13 @@ carries no class information). The classes are background, disc, square,
 triangle, ring and dot grid.
 
 * **The demo task** (`train`, `val`): every scene belongs to one class. It shows
-  2-4 shapes of that class (radius 10-34 pixels) and 1-2 *blobs*: speckled,
-  irregular shapes that look alike in every scene and are labelled with the
-  scene's class. A blob's own pixels do not tell its class; the other shapes in
-  the image do. So the task rewards whole-image context, which a dense
-  prediction cell gets from pyramid pooling or large rates, and a cell without it
+  3-4 shapes of that class (radius 10-34 pixels), each centred in another quadrant
+  of the image, and 2-3 *blobs*: speckled, irregular shapes that look alike in
+  every scene and are labelled with the scene's class. A blob's own pixels do not
+  tell its class; the other shapes in the image do. Every half of the image holds
+  a shape's centre, most quadrants do, so the task rewards context over a half of
+  the image or more, which a dense prediction cell gets from coarse pyramid
+  pooling (grids 1x1, 1x2, 2x1; 2x2 mostly) or large rates, and a cell without it
   cannot label blobs better than chance: cells truly differ, as the search needs.
 * **Pretraining scenes** (`pretrain`, the shipped demo backbone's data, and
   `pretrain_val`, 80 more to score its pretraining on): 3-6 shapes
@@ -48,13 +50,9 @@ _RADIUS_RANGE = {DISC: (5, 34), SQUARE: (5, 34), TRIANGLE: (6, 34), RING: (10, 3
 # The demo task's shapes are at least this large: whole-image context, not the
 # recognition of tiny shapes at output stride 8, is what it is about.
 _TASK_MIN_RADIUS = 10
-_TASK_SHAPES = (2, 4)  # Shapes of the scene's class per task scene (inclusive).
-_TASK_BLOBS = (1, 2)  # Blobs per task scene (inclusive).
+_TASK_SHAPES = (3, 4)  # Shapes of the scene's class per task scene, one per quadrant.
+_TASK_BLOBS = (2, 3)  # Blobs per task scene (inclusive).
 _BLOB_RADIUS_RANGE = (8, 26)
-# Bumped whenever the pixels of any split change: `build` records it, so a folder
-# holding an older build is rebuilt rather than reused.
-SCENE_VERSION = 2
-VERSION_FILE = 'demo_scenes.json'
 
 
 def image_name(split, index):
@@ -95,11 +93,16 @@ def _background(rng, yy, xx):
   return image
 
 
-def _shape_mask(kind, rng, yy, xx, min_radius=0):
+def _shape_mask(kind, rng, yy, xx, min_radius=0, quadrant=None):
+  """A shape's mask; centred anywhere, or in `quadrant` (0-3, row-major) when given."""
   low, high = _RADIUS_RANGE[kind]
   low = max(low, min_radius)
   radius = math.exp(rng.uniform(math.log(low), math.log(high)))
-  cy, cx = rng.uniform(0, IMAGE_SIZE, size=2)
+  if quadrant is None:
+    cy, cx = rng.uniform(0, IMAGE_SIZE, size=2)
+  else:
+    half = IMAGE_SIZE / 2
+    cy, cx = (np.array(divmod(int(quadrant), 2)) + rng.uniform(0, 1, size=2)) * half
   angle = rng.uniform(0, 2 * math.pi)
   dy, dx = yy - cy, xx - cx
   # Coordinates in the shape's rotated frame.
@@ -169,7 +172,10 @@ def _pretrain_scene(rng, yy, xx, image, label):
 
 def _task_scene(rng, yy, xx, image, label):
   kind = int(rng.integers(1, len(descriptors.DEMO_CLASSES)))
-  items = (['shape'] * int(rng.integers(_TASK_SHAPES[0], _TASK_SHAPES[1] + 1)) +
+  shapes = int(rng.integers(_TASK_SHAPES[0], _TASK_SHAPES[1] + 1))
+  # Shapes in distinct quadrants: any half of the image holds one, so context over
+  # a half (not only over the whole image) tells a blob's class.
+  items = ([int(q) for q in rng.permutation(4)[:shapes]] +
            ['blob'] * int(rng.integers(_TASK_BLOBS[0], _TASK_BLOBS[1] + 1)))
   rng.shuffle(items)
   for item in items:
@@ -179,7 +185,7 @@ def _task_scene(rng, yy, xx, image, label):
       # Speckled: a look no shape has, the same in every class.
       fill = color * 0.5 + 60.0 + rng.normal(0.0, 25.0, size=image.shape)
     else:
-      mask = _shape_mask(kind, rng, yy, xx, min_radius=_TASK_MIN_RADIUS)
+      mask = _shape_mask(kind, rng, yy, xx, min_radius=_TASK_MIN_RADIUS, quadrant=item)
       fill = _shape_fill(rng, color, yy, xx, image.shape)
     image = np.where(mask[..., None], fill, image)
     label[mask] = kind

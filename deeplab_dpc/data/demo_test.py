@@ -50,6 +50,38 @@ def test_task_scenes_hold_one_class_and_pretraining_scenes_mix_them():
   assert not np.array_equal(demo.render('pretrain_val', 0)[0], demo.render('val', 0)[0])
 
 
+def test_task_shapes_sit_in_distinct_quadrants(monkeypatch):
+  # Every half of a task scene holds some shape's centre: half-image context suffices.
+  quadrants, draw = [], demo._shape_mask
+
+  def recording(*args, quadrant=None, **kwargs):
+    quadrants.append(quadrant)
+    return draw(*args, quadrant=quadrant, **kwargs)
+
+  monkeypatch.setattr(demo, '_shape_mask', recording)
+  for i in range(30):
+    quadrants.clear()
+    demo.render('train', i)
+    assert 3 <= len(quadrants) == len(set(quadrants)) <= 4, quadrants
+    rows, columns = {q // 2 for q in quadrants}, {q % 2 for q in quadrants}
+    assert rows == columns == {0, 1}, quadrants
+
+
+def test_a_shape_is_centred_in_its_quadrant():
+  yy, xx = np.mgrid[0:demo.IMAGE_SIZE, 0:demo.IMAGE_SIZE].astype(np.float64)
+  half = demo.IMAGE_SIZE / 2
+  for quadrant in range(4):
+    for seed in range(5):
+      mask = demo._shape_mask(demo.DISC, np.random.default_rng(seed), yy, xx, quadrant=quadrant)
+      # A disc's centre is its mask's centroid unless the border cuts it.
+      rows, columns = np.nonzero(mask)
+      assert rows.size
+      if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
+        continue
+      assert quadrant // 2 * half <= rows.mean() <= (quadrant // 2 + 1) * half
+      assert quadrant % 2 * half <= columns.mean() <= (quadrant % 2 + 1) * half
+
+
 def test_blobs_look_alike_across_classes():
   # A blob is drawn speckled: its pixels vary far more than a flat shape's, whatever
   # the scene's class, so its own pixels do not tell the class.

@@ -48,6 +48,8 @@ class RerankConfig:
     train_batch_size: Full training batch.
     base_learning_rate: Full training learning rate (poly).
     train_split, eval_split: Splits.
+    eval_dataset_dir: The folder of the evaluation split ('': `dataset_dir`), for
+      models trained on one set and scored on another's split.
     eval_crop_size: Evaluation crop ('' / None: the dataset's whole image).
     decoder_output_stride: Decoder strides of the full model, or None.
     seed: Training seed.
@@ -74,6 +76,7 @@ class RerankConfig:
   base_learning_rate: float = 0.01
   train_split: str = 'train'
   eval_split: str = 'val'
+  eval_dataset_dir: str = ''
   eval_crop_size: tuple[int, int] | None = None
   decoder_output_stride: tuple[int, ...] | None = None
   seed: int = 0
@@ -97,38 +100,43 @@ def _libraries():
   return trainer, evaluator
 
 
-def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
-  """Trains one cell as a full model in `workdir` and evaluates it; returns the metrics.
+def _eval_crop(config: RerankConfig) -> tuple[int, int]:
+  """The evaluation crop, or a ValueError naming the flag when the dataset has no default."""
+  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
+  eval_crop = config.eval_crop_size or _DEFAULT_EVAL_CROP.get(config.dataset)
+  if not eval_crop:
+    descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
+    raise ValueError(f'--rerank_eval_crop_size is required for {descriptor.flag} (a crop '
+                     'holding its largest image, e.g. 513,513)')
+  return tuple(eval_crop)
 
-  The one "train a cell, then evaluate" path: re-ranking, the fidelity study and
-  the demo's final models all train cells through it. Training resumes from
-  `workdir/train`; evaluation writes `workdir/eval/metrics.json`.
 
-  Returns:
-    {'miou', 'pixel_accuracy', 'per_class_iou', 'class_names', 'checkpoint',
-     'global_step'}.
-  """
-  import keras  # pylint: disable=g-import-not-at-top
-  trainer, evaluator = _libraries()
-  keras.backend.clear_session()  # Each cell is a new model; keep memory flat.
+def _model_options(config: RerankConfig, cell, crop_size, **kwargs):
   from deeplab_dpc import options as options_lib  # pylint: disable=g-import-not-at-top
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
-  eval_crop = config.eval_crop_size or _DEFAULT_EVAL_CROP.get(config.dataset)
-  if not eval_crop:
-    raise ValueError(f'--rerank_eval_crop_size is required for {descriptor.flag} (a crop '
-                     'holding its largest image, e.g. 513,513)')
-  common = dict(num_classes=descriptor.num_classes, model_variant=config.model_variant,
-                output_stride=config.output_stride, depth_multiplier=config.depth_multiplier,
-                divisible_by=config.divisible_by,
-                decoder_output_stride=config.decoder_output_stride,
-                batch_norm_decay=config.batch_norm_decay,
-                dense_prediction_cell_config=cell_lib.cell_to_json(cell_lib.parse_cell(cell)))
-  train_options = options_lib.ModelOptions.create(crop_size=list(config.train_crop_size),
-                                                  **common)
+  return options_lib.ModelOptions.create(
+      num_classes=descriptor.num_classes, model_variant=config.model_variant,
+      output_stride=config.output_stride, depth_multiplier=config.depth_multiplier,
+      divisible_by=config.divisible_by, decoder_output_stride=config.decoder_output_stride,
+      batch_norm_decay=config.batch_norm_decay,
+      dense_prediction_cell_config=cell_lib.cell_to_json(cell_lib.parse_cell(cell)),
+      crop_size=list(crop_size), **kwargs)
+
+
+def train_cell(config: RerankConfig, cell, workdir: str) -> dict:
+  """Trains one cell as a full model in `workdir/train` (resuming); no evaluation.
+
+  Returns:
+    {'checkpoint', 'global_step'}.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  trainer, _ = _libraries()
+  keras.backend.clear_session()  # Each cell is a new model; keep memory flat.
   train_config = trainer.TrainConfig(
       dataset=config.dataset, dataset_dir=config.dataset_dir,
-      train_logdir=os.path.join(workdir, 'train'), model_options=train_options,
+      train_logdir=os.path.join(workdir, 'train'),
+      model_options=_model_options(config, cell, config.train_crop_size),
       train_split=config.train_split, train_batch_size=config.train_batch_size,
       training_number_of_steps=config.training_number_of_steps,
       base_learning_rate=config.base_learning_rate,
@@ -140,19 +148,49 @@ def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
       save_summaries_steps=min(config.log_steps, config.training_number_of_steps),
       save_interval_secs=600)
   trained = trainer.train(train_config)
-  # The cell's pooling kernels keep the training crop's size on whole images, as the
-  # original's `image_pooling_crop_size`.
-  eval_options = options_lib.ModelOptions.create(
-      crop_size=list(eval_crop), image_pooling_crop_size=list(config.train_crop_size),
-      **common)
+  return {'checkpoint': trained['checkpoint'], 'global_step': int(trained['global_step'])}
+
+
+def evaluate_cell(config: RerankConfig, cell, checkpoint: str, eval_logdir: str) -> dict:
+  """Scores a full model of `cell` from `checkpoint` on the recipe's evaluation split.
+
+  Whole images at the recipe's evaluation crop; the cell's pooling kernels keep the
+  training crop's size, as the original's `image_pooling_crop_size`. Writes
+  `eval_logdir/metrics.json`.
+
+  Returns:
+    {'miou', 'pixel_accuracy', 'per_class_iou', 'class_names'}.
+  """
+  _, evaluator = _libraries()
+  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
+  eval_dir = config.eval_dataset_dir or config.dataset_dir
+  descriptor = descriptors.get_dataset_descriptor(config.dataset, eval_dir)
+  eval_options = _model_options(config, cell, _eval_crop(config),
+                                image_pooling_crop_size=list(config.train_crop_size))
   result = evaluator.Evaluator(
-      eval_options, evaluator.EvalConfig(dataset=config.dataset, dataset_dir=config.dataset_dir,
+      eval_options, evaluator.EvalConfig(dataset=config.dataset, dataset_dir=eval_dir,
                                          split=config.eval_split),
-      eval_logdir=os.path.join(workdir, 'eval'), show_progress=False,
-  ).evaluate_checkpoint(trained['checkpoint'])
+      eval_logdir=eval_logdir, show_progress=False,
+  ).evaluate_checkpoint(checkpoint)
   return {'miou': float(result['miou']), 'pixel_accuracy': float(result['pixel_accuracy']),
-          'per_class_iou': result['per_class_iou'], 'class_names': list(descriptor.class_names),
-          'checkpoint': trained['checkpoint'], 'global_step': int(trained['global_step'])}
+          'per_class_iou': result['per_class_iou'], 'class_names': list(descriptor.class_names)}
+
+
+def train_and_evaluate(config: RerankConfig, cell, workdir: str) -> dict:
+  """Trains one cell as a full model in `workdir` and evaluates it; returns the metrics.
+
+  The one "train a cell, then evaluate" path: re-ranking, the fidelity study and
+  the demo's final models all train cells through it. Training resumes from
+  `workdir/train`; evaluation writes `workdir/eval/metrics.json`.
+
+  Returns:
+    {'miou', 'pixel_accuracy', 'per_class_iou', 'class_names', 'checkpoint',
+     'global_step'}.
+  """
+  _eval_crop(config)  # A missing crop is an error before, not after, training.
+  trained = train_cell(config, cell, workdir)
+  metrics = evaluate_cell(config, cell, trained['checkpoint'], os.path.join(workdir, 'eval'))
+  return dict(metrics, **trained)
 
 
 def run_rerank(config: RerankConfig, train_fn=None) -> dict:

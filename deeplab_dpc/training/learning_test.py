@@ -12,7 +12,7 @@ from deeplab_dpc.evaluation import evaluator
 from deeplab_dpc.options import ModelOptions
 from deeplab_dpc.training import trainer
 
-_CHANCE_MIOU = 0.136  # Background everywhere: IoU 0.82 for one class of six.
+_CHANCE_MIOU = 0.128  # Background everywhere: IoU 0.77 for one class of six.
 
 
 @pytest.fixture(scope='module')
