@@ -1,9 +1,12 @@
 """The Bazel BUILD files do not drift from the tree.
 
-Bazel itself cannot run here (Debian's bazel-bootstrap cannot fetch rules_cc
-offline), so this test reads every BUILD file and checks that each Python module,
-CLI and test beside it has a target of the right kind, that every listed source
-exists, and that every in-repo dependency names a defined target.
+Bazel itself cannot run here (it downloads its own release and rules_python's
+toolchain, and this machine reaches only the package registries), so this test
+reads every BUILD file and checks that each Python module, CLI and test beside it
+has a target of the right kind, that every listed source exists, that every
+in-repo dependency names a defined target, that each BUILD file loads the rules
+it uses from rules_python, and that MODULE.bazel's pip hub serves every
+third-party package at the version pyproject.toml pins.
 """
 
 import ast
@@ -12,6 +15,8 @@ import re
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 _SKIP_DIRS = {'.git', '.venv', 'build', 'runs', '__pycache__', '.ci', 'scripts', 'docs'}
+_LOAD = re.compile(r'^load\("@rules_python//python:defs\.bzl", (.*)\)$', re.M)
+_PIN = re.compile(r'^([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==([^\s;]+)')
 _RULE = re.compile(r'^(py_library|py_binary|py_test|filegroup)\(\s*$')
 
 
@@ -93,3 +98,48 @@ def test_command_line_tools_are_binaries():
   root_targets = {name: kind for kind, name, _, _ in _all_targets()['']}
   for cli in ('export', 'segment', 'train', 'eval', 'vis'):
     assert root_targets.get(cli) == 'py_binary', cli
+
+
+def _normalized(name):
+  return re.sub(r'[-_.]+', '_', name).lower()
+
+
+def test_build_files_load_the_rules_they_use_from_rules_python():
+  problems = []
+  for directory in _python_dirs():
+    build = os.path.join(directory, 'BUILD')
+    if not os.path.exists(build):
+      continue
+    text = open(build, encoding='utf-8').read()
+    loaded = set()
+    for symbols in _LOAD.findall(text):
+      loaded |= {ast.literal_eval(s.strip()) for s in symbols.split(',')}
+    used = {kind for kind, _, _, _ in _targets(build) if kind.startswith('py_')}
+    if used - loaded:
+      problems.append(f'{os.path.relpath(build, ROOT)} uses {sorted(used - loaded)} without '
+                      'loading them from @rules_python//python:defs.bzl')
+  assert not problems, '\n'.join(problems)
+
+
+def test_module_serves_every_pinned_package_from_the_lock():
+  module = open(os.path.join(ROOT, 'MODULE.bazel'), encoding='utf-8').read()
+  assert 'bazel_dep(name = "rules_python"' in module
+  assert 'requirements_lock = "//:requirements_lock.txt"' in module
+  lock = {}
+  for line in open(os.path.join(ROOT, 'requirements_lock.txt'), encoding='utf-8'):
+    match = _PIN.match(line.strip())
+    if match:
+      lock[_normalized(match.group(1))] = match.group(2)
+  # pyproject.toml's exact pins (the library, the CPU extra) are the lock's versions.
+  pyproject = open(os.path.join(ROOT, 'pyproject.toml'), encoding='utf-8').read()
+  pins = {_normalized(m.group(1)): m.group(2)
+          for m in (_PIN.match(s) for s in re.findall(r'"([^"]+==[^"]+)"', pyproject)) if m}
+  pins.pop('tensorflow', None)  # The GPU extra's wheel; the lock is the CPU environment.
+  assert pins and {name: lock.get(name) for name in pins} == pins
+  # The third-party target names only packages of the lock.
+  third_party = next(deps for _, name, _, deps in _all_targets()['deeplab_dpc']
+                     if name == 'third_party')
+  hub = {_normalized(dep.split('//')[1]) for dep in third_party}
+  assert all(dep.startswith('@pypi//') for dep in third_party)
+  assert hub <= set(lock), sorted(hub - set(lock))
+  assert {'tensorflow_cpu', 'keras', 'numpy', 'absl_py', 'pillow'} <= hub
