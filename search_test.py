@@ -55,6 +55,14 @@ def test_contract_run_then_resume(data_dir, tmp_path):
   for name in best:  # The original cell format, as train.py / export.py read it.
     cell = cell_lib.load_cell(os.path.join(search_dir, 'best_cells', name))
     assert len(cell) == 5 and search_space.cell_hash(cell)[:8] in name
+  # The cells no other beats on both proxy mIOU and multiply-adds.
+  with open(os.path.join(search_dir, 'best_cells', 'pareto.json'), encoding='utf-8') as f:
+    pareto = json.load(f)
+  assert pareto and {e['hash'] for e in pareto} <= {line['hash'] for line in lines}
+  for a in pareto:
+    assert 0.0 <= a['score'] <= 1.0 and a['madds'] > 0
+    for b in pareto:
+      assert a is b or not (b['score'] >= a['score'] and b['madds'] <= a['madds'])
   # The feature cache was built on first use and reused.
   with open(os.path.join(search_dir, 'feature_cache', 'manifest.json'), encoding='utf-8') as f:
     manifest = json.load(f)

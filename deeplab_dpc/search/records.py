@@ -7,7 +7,9 @@
   (`TrialRecorder.reconcile`), so each finished trial appears exactly once.
 * `best_cells/rank_<r>_<hash8>.json`: the top cells by proxy mIOU, in the original
   cell format (`--dense_prediction_cell_json` of train.py / export.py takes them
-  unchanged), rewritten atomically after every trial, with `best_cells/index.json`.
+  unchanged), rewritten atomically after every trial, with `best_cells/index.json`
+  and `best_cells/pareto.json`: the cells no other cell beats on both proxy mIOU and
+  multiply-adds on the cached features (the paper chose DPC for its cost too).
 * `tensorboard/`: scalars per finished trial: `proxy/miou`, `proxy/best_miou`,
   `search/trials_per_hour`, `search/failed_trials`; and the study for TensorBoard's
   HParams dashboard: one run per trial (`tensorboard/trials/<trial id>`) whose
@@ -34,6 +36,7 @@ from deeplab_dpc import search_space
 
 TRIALS_FILE = 'trials.jsonl'
 BEST_CELLS_DIR = 'best_cells'
+PARETO_FILE = 'pareto.json'
 TENSORBOARD_DIR = 'tensorboard'
 COMPLETED, FAILED = 'COMPLETED', 'FAILED'
 
@@ -61,6 +64,25 @@ def best_trials(entries: list[dict], count: int) -> list[dict]:
   """The `count` completed trials with the highest score (ties: earlier trial first)."""
   done = [e for e in entries if e.get('status') == COMPLETED and e.get('score') is not None]
   return sorted(done, key=lambda e: (-e['score'], str(e['trial_id'])))[:count]
+
+
+def pareto_front(entries: list[dict]) -> list[dict]:
+  """The completed trials not dominated in (higher score, fewer multiply-adds).
+
+  A trial is dominated when another scores at least as high with at most as many
+  multiply-adds, and is strictly better on one of them; of trials equal on both the
+  earliest is kept. Sorted by multiply-adds, cheapest first.
+  """
+  done = sorted((e for e in entries if e.get('status') == COMPLETED
+                 and e.get('score') is not None and e.get('madds') is not None),
+                key=lambda e: (e['madds'], -e['score'], str(e['trial_id'])))
+  front, best_score = [], float('-inf')
+  for entry in done:
+    # Cheapest first: a trial is on the front when it beats every cheaper one's score.
+    if entry['score'] > best_score:
+      front.append(entry)
+      best_score = entry['score']
+  return front
 
 
 def failure_reason(message: str | None) -> str:
@@ -218,6 +240,10 @@ class TrialRecorder:
       if os.path.basename(stale) not in names:
         os.remove(stale)
     fileio.atomic_write(os.path.join(directory, 'index.json'), json.dumps(index, indent=1))
+    pareto = [{'hash': e['hash'], 'score': e['score'], 'madds': e['madds'],
+               'params': e.get('params'), 'trial_id': e['trial_id'], 'cell': e['cell']}
+              for e in pareto_front(self.entries)]
+    fileio.atomic_write(os.path.join(directory, PARETO_FILE), json.dumps(pareto, indent=1))
     return [os.path.join(directory, n) for n in names]
 
   def _write_scalars(self, entry: dict) -> None:

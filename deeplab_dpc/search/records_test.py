@@ -45,10 +45,30 @@ def test_records_once_and_writes_best_cells(tmp_path):
   assert entries[2]['reason'] == 'proxy task diverged: loss is nan'
   assert entries[0]['madds'] > 0 and entries[0]['params'] > 0
   best = sorted(os.listdir(tmp_path / 'best_cells'))
-  assert best == ['index.json', f'rank_01_{entries[1]["hash"][:8]}.json',
+  assert best == ['index.json', 'pareto.json', f'rank_01_{entries[1]["hash"][:8]}.json',
                   f'rank_02_{entries[3]["hash"][:8]}.json']
-  loaded = cell_lib.load_cell(str(tmp_path / 'best_cells' / best[1]))
+  with open(tmp_path / 'best_cells' / 'pareto.json', encoding='utf-8') as f:
+    pareto = json.load(f)
+  assert pareto and {e['hash'] for e in pareto} <= {e['hash'] for e in entries}
+  assert all(set(e) >= {'hash', 'score', 'madds', 'cell'} for e in pareto)
+  loaded = cell_lib.load_cell(str(tmp_path / 'best_cells' / best[2]))
   assert search_space.cell_hash(loaded) == entries[1]['hash']
+
+
+def test_pareto_front_keeps_the_cells_nothing_beats_on_score_and_cost():
+  def entry(trial_id, score, madds, status='COMPLETED'):
+    return {'trial_id': trial_id, 'status': status, 'score': score, 'madds': madds,
+            'hash': f'h{trial_id}'}
+  entries = [entry('0', 0.5, 100), entry('1', 0.6, 300), entry('2', 0.55, 300),
+             entry('3', 0.4, 50), entry('4', 0.6, 300), entry('5', 0.7, 900),
+             entry('6', 0.9, 10, status='FAILED'), entry('7', 0.3, 200),
+             entry('8', 0.5, 100)]
+  front = records.pareto_front(entries)
+  assert [e['trial_id'] for e in front] == ['3', '0', '1', '5']
+  for a in front:
+    for b in front:
+      assert a is b or not (b['score'] >= a['score'] and b['madds'] <= a['madds'])
+  assert records.pareto_front([]) == []
 
 
 def test_partial_last_line_is_cut_and_lost_lines_reconciled(tmp_path):
