@@ -75,6 +75,25 @@ def test_contract_run_then_resume(data_dir, tmp_path):
   assert '--train_crop_size' in mismatch.stderr and 'does not match' in mismatch.stderr
 
 
+def test_evolution_runs_resumes_and_refuses_another_algorithm(data_dir, tmp_path):
+  search_dir = str(tmp_path / 'S')
+  flags = ('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={search_dir}',
+           '--model_variant=mobilenet_v2', '--train_crop_size=33,33',
+           '--proxy_training_number_of_steps=3', '--algorithm=evolution',
+           '--population_size=2', '--tournament_size=2')
+  first = _run(*flags, '--max_trials=2')
+  assert first.returncode == 0, first.stderr[-3000:]
+  second = _run(*flags, '--max_trials=4')
+  assert second.returncode == 0, second.stderr[-3000:]
+  lines = records.read_trials(search_dir)
+  assert [line['origin'] for line in lines] == ['random', 'random', 'mutation', 'mutation']
+  assert os.path.exists(os.path.join(search_dir, 'best_cells', 'pareto.json'))
+  other = _run(*flags[:-3], '--algorithm=random_local', '--max_trials=5')
+  assert other.returncode == 2 and '--algorithm' in other.stderr
+  bad = _run(*flags[:-3], '--algorithm=annealing')
+  assert bad.returncode == 2 and '--algorithm must be one of' in bad.stderr
+
+
 def test_bad_number_of_branches(data_dir, tmp_path):
   result = _run('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={tmp_path}',
                 '--num_branches=0')

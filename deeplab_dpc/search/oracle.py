@@ -130,23 +130,42 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
 
   def propose(self, trial_id: str) -> dict | None:
     """The next candidate's values (cell JSON, hash, origin, parent), or None if none left."""
+    seed = self._seed_proposal()
+    if seed is not None:
+      return seed
     seen = self._seen_hashes()
+    rng = self._rng(trial_id)
+    parents = self._ranked_completed()[:self.top_k]
+    if parents and rng.random() < self.mutation_probability:
+      child = self._mutation_proposal(lambda: rng.choice(parents), rng, seen)
+      if child is not None:
+        return child
+      logging.info('Trial %s: no new cell within one mutation of the top %d; sampling '
+                   'uniformly', trial_id, len(parents))
+    return self._random_proposal(rng, seen)
+
+  def _rng(self, trial_id: str) -> random.Random:
+    return random.Random(f'{self.search_seed}:{int(trial_id)}')
+
+  def _seed_proposal(self) -> dict | None:
     # Seed cells are the user's: each runs unless that very cell already has.
     tried = {t.hyperparameters.values.get('cell_hash') for t in self.trials.values()}
     for cell in self.seed_cells:
       if search_space.cell_hash(cell) not in tried:
         return self._values(cell, SEED)
-    rng = random.Random(f'{self.search_seed}:{int(trial_id)}')
-    parents = self._ranked_completed()[:self.top_k]
-    if parents and rng.random() < self.mutation_probability:
-      for _ in range(_MAX_DRAWS // 10):
-        parent = rng.choice(parents)
-        parent_cell = json.loads(parent.hyperparameters.values['cell'])
-        child = search_space.mutate_cell(parent_cell, rng, require_new_hash=True)
-        if self._key(child) not in seen and self._admits(child):
-          return self._values(child, MUTATION, parent.hyperparameters.values['cell_hash'])
-      logging.info('Trial %s: no new cell within one mutation of the top %d; sampling '
-                   'uniformly', trial_id, len(parents))
+    return None
+
+  def _mutation_proposal(self, pick_parent, rng: random.Random, seen: set) -> dict | None:
+    """A new, admitted mutation of a parent from `pick_parent()`, or None."""
+    for _ in range(_MAX_DRAWS // 10):
+      parent = pick_parent()
+      parent_cell = json.loads(parent.hyperparameters.values['cell'])
+      child = search_space.mutate_cell(parent_cell, rng, require_new_hash=True)
+      if self._key(child) not in seen and self._admits(child):
+        return self._values(child, MUTATION, parent.hyperparameters.values['cell_hash'])
+    return None
+
+  def _random_proposal(self, rng: random.Random, seen: set) -> dict | None:
     for _ in range(_MAX_DRAWS):
       cell = search_space.sample_cell(rng, self.num_branches)
       if self._key(cell) not in seen and self._admits(cell):
@@ -225,3 +244,65 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
 
   def finished_trials(self) -> int:
     return sum(t.status in (_STATUS.COMPLETED, _STATUS.FAILED) for t in self.trials.values())
+
+
+class EvolutionOracle(DensePredictionCellOracle):
+  """Regularised (aging) evolution (Real et al., AAAI 2019) over the same space.
+
+  The population is the `population_size` most recently completed trials, so the
+  oldest member dies as each new one completes, whatever its score. Until the
+  population is full candidates are sampled uniformly (after any seed cells); then
+  each candidate mutates the best of `tournament_size` members drawn at random
+  (`search_space.mutate_cell`). Everything else (deduplication, the cost budget,
+  persistence, workers) is the base oracle's; every draw still derives from the
+  seed and the trial id, so a resumed study proposes what an uninterrupted one would.
+
+  Args:
+    population_size: Members of the population (>= 2).
+    tournament_size: Members drawn per candidate, the best of which is the parent
+      (1 <= tournament_size <= population_size).
+    **kwargs: As `DensePredictionCellOracle` (its `mutation_probability` and
+      `top_k` are unused).
+  """
+
+  def __init__(self, num_branches: int, max_trials: int, *, population_size: int = 20,
+               tournament_size: int = 5, **kwargs):
+    check_evolution_sizes(population_size, tournament_size)
+    super().__init__(num_branches, max_trials, **kwargs)
+    self.population_size = int(population_size)
+    self.tournament_size = int(tournament_size)
+
+  def population(self) -> list:
+    """The living members: the most recently completed trials, oldest first."""
+    completed = [self.trials[t] for t in self.end_order
+                 if self.trials[t].status == _STATUS.COMPLETED and
+                 self.trials[t].score is not None]
+    return completed[-self.population_size:]
+
+  def propose(self, trial_id: str) -> dict | None:
+    seed = self._seed_proposal()
+    if seed is not None:
+      return seed
+    seen = self._seen_hashes()
+    rng = self._rng(trial_id)
+    population = self.population()
+    if len(population) >= self.population_size:
+      def tournament_winner():
+        sample = rng.sample(population, self.tournament_size)
+        return min(sample, key=lambda t: (-t.score, t.trial_id))
+      child = self._mutation_proposal(tournament_winner, rng, seen)
+      if child is not None:
+        return child
+      logging.info('Trial %s: no new cell within one mutation of the tournament winners; '
+                   'sampling uniformly', trial_id)
+    return self._random_proposal(rng, seen)
+
+
+def check_evolution_sizes(population_size: int, tournament_size: int) -> None:
+  """Raises ValueError naming the flag when the evolution's sizes are unusable."""
+  if int(population_size) < 2:
+    raise ValueError(f'--population_size must be >= 2, got {population_size}')
+  if not 1 <= int(tournament_size) <= int(population_size):
+    raise ValueError(f'--tournament_size must be in [1, --population_size={population_size}], '
+                     f'got {tournament_size}')
+

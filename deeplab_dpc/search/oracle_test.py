@@ -167,3 +167,62 @@ def test_cells_equal_on_the_cached_features_are_tried_once(tmp_path):
       json.loads(t.hyperparameters.values['cell']), (17, 17), 2)) for t in trials]
   assert len(effective) == len(set(effective)) == 33
   assert 'no untried cell' in oracle.stop_reason
+
+
+def _evolution(tmp_path, **kwargs):
+  kwargs.setdefault('max_trials', 60)
+  oracle = oracle_lib.EvolutionOracle(3, **kwargs)
+  oracle._set_project_dir(str(tmp_path), 'study')  # pylint: disable=protected-access
+  return oracle
+
+
+def test_evolution_fills_the_population_then_mutates_tournament_winners(tmp_path):
+  oracle = _evolution(tmp_path, population_size=4, tournament_size=2)
+  hashes = []
+  for k in range(30):
+    trial = oracle.create_trial('tuner0')
+    values = trial.hyperparameters.values
+    if k < 4:
+      assert values['origin'] == 'random'
+    else:
+      # The parent is alive: one of the 4 most recently completed trials.
+      assert values['origin'] == 'mutation'
+      assert values['parent_hash'] in hashes[-4:]
+    hashes.append(values['cell_hash'])
+    _finish(oracle, trial, _score_by_hash(values))
+  assert len(set(hashes)) == len(hashes)
+
+
+def test_evolution_ages_out_the_best_cell(tmp_path):
+  # Regularised evolution: a member dies of age whatever its score.
+  oracle = _evolution(tmp_path, population_size=2, tournament_size=2)
+  first = oracle.create_trial('tuner0')
+  _finish(oracle, first, 0.99)
+  scores = iter([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+  for _ in range(7):
+    trial = oracle.create_trial('tuner0')
+    _finish(oracle, trial, next(scores))
+  best_hash = first.hyperparameters.values['cell_hash']
+  later = [t.hyperparameters.values for t in oracle.trials.values()][3:]
+  assert all(v['parent_hash'] != best_hash for v in later)
+  # With the whole population in each tournament, the parent is its better member.
+  members = oracle.population()
+  trial = oracle.create_trial('tuner0')
+  best = max(members, key=lambda t: t.score)
+  assert trial.hyperparameters.values['parent_hash'] == best.hyperparameters.values['cell_hash']
+
+
+def test_evolution_proposes_the_same_cells_again(tmp_path):
+  runs = []
+  for name in ('a', 'b'):
+    oracle = _evolution(tmp_path / name, population_size=3, tournament_size=2)
+    runs.append([t.hyperparameters.values['cell'] for t in _run(oracle, 12, _score_by_hash)])
+  assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize('sizes, flag', [((1, 1), '--population_size'),
+                                         ((4, 0), '--tournament_size'),
+                                         ((4, 5), '--tournament_size')])
+def test_evolution_sizes_are_checked(tmp_path, sizes, flag):
+  with pytest.raises(ValueError, match=flag):
+    _evolution(tmp_path, population_size=sizes[0], tournament_size=sizes[1])

@@ -38,6 +38,10 @@ CONFIG_FILE = 'search_config.json'
 LOG_DIR = 'logs'
 CHIEF, WORKER, EMBEDDED = 'chief', 'worker', 'embedded'
 
+# The search algorithms (`--algorithm`): the paper's, and regularised evolution.
+RANDOM_LOCAL, EVOLUTION = 'random_local', 'evolution'
+ALGORITHMS = (RANDOM_LOCAL, EVOLUTION)
+
 # Study fields that must not change when a study resumes -> the flag naming them.
 _PROXY_FLAGS = {
     'training_number_of_steps': 'proxy_training_number_of_steps',
@@ -53,7 +57,7 @@ _PROXY_FLAGS = {
 }
 # What a study recorded before a field existed meant: class weights came later,
 # so a study without them was unweighted and resumes as such.
-_IDENTITY_DEFAULTS = {'proxy.label_weights': 1.0}
+_IDENTITY_DEFAULTS = {'proxy.label_weights': 1.0, 'algorithm': 'random_local'}
 
 
 @dataclasses.dataclass
@@ -67,8 +71,12 @@ class SearchConfig:
     cache_dir: The feature cache folder; '' for `<search_dir>/feature_cache`.
     num_branches: B.
     max_trials: Trials of the study (larger on restart: the study goes on).
-    mutation_probability: Chance a candidate mutates a top-k cell.
-    top_k: Mutation parents: the k best cells so far.
+    algorithm: `random_local` (the paper's random search plus mutations of the
+      top-k cells) or `evolution` (regularised evolution).
+    mutation_probability: Chance a candidate mutates a top-k cell (random_local).
+    top_k: Mutation parents: the k best cells so far (random_local).
+    population_size: Members of the evolution's population (evolution).
+    tournament_size: Members drawn per candidate, the best one mutated (evolution).
     seed_cells: Cell JSON files tried first.
     max_madds: Budget on the cell's multiply-adds on the cached features, or None.
     max_params: Budget on the cell's branch weights, or None.
@@ -84,8 +92,11 @@ class SearchConfig:
   cache_dir: str = ''
   num_branches: int = search_space.DEFAULT_NUM_BRANCHES
   max_trials: int = 100
+  algorithm: str = RANDOM_LOCAL
   mutation_probability: float = 0.5
   top_k: int = 10
+  population_size: int = 20
+  tournament_size: int = 5
   seed_cells: tuple[str, ...] = ()
   max_madds: float | None = None
   max_params: float | None = None
@@ -128,6 +139,12 @@ class SearchConfig:
                        f'{self.mutation_probability}')
     if int(self.top_k) < 1:
       raise ValueError(f'--top_k must be >= 1, got {self.top_k}')
+    if self.algorithm not in ALGORITHMS:
+      raise ValueError(f'--algorithm must be one of {", ".join(ALGORITHMS)}, got '
+                       f'{self.algorithm!r}')
+    if self.algorithm == EVOLUTION:
+      from deeplab_dpc.search import oracle as oracle_lib  # pylint: disable=g-import-not-at-top
+      oracle_lib.check_evolution_sizes(self.population_size, self.tournament_size)
     if int(self.num_workers) < 0:
       raise ValueError(f'--num_workers must be >= 0, got {self.num_workers}')
     if int(self.num_best_cells) < 1:
@@ -173,6 +190,7 @@ def study_identity(config: SearchConfig, manifest: dict) -> dict:
   return {
       'num_branches': int(config.num_branches),
       'seed': int(config.seed),
+      'algorithm': config.algorithm,
       'proxy': {k: proxy[k] for k in _PROXY_FLAGS},
       'cache': manifest['config'],
       'checkpoint_fingerprint': manifest['checkpoint_fingerprint'],
@@ -268,8 +286,13 @@ def run_search(config: SearchConfig) -> dict:
   budget = None
   if config.max_madds is not None or config.max_params is not None:
     budget = search_space.CostBudget(max_madds=config.max_madds, max_params=config.max_params)
-  oracle = oracle_lib.DensePredictionCellOracle(
-      config.num_branches, config.max_trials,
+  if config.algorithm == EVOLUTION:
+    oracle_class, sizes = oracle_lib.EvolutionOracle, dict(
+        population_size=config.population_size, tournament_size=config.tournament_size)
+  else:
+    oracle_class, sizes = oracle_lib.DensePredictionCellOracle, {}
+  oracle = oracle_class(
+      config.num_branches, config.max_trials, **sizes,
       mutation_probability=config.mutation_probability, top_k=config.top_k,
       seed_cells=seeds, budget=budget, cost_shape=cost_shape,
       rate_multiplier=16 // config.cache.output_stride, seed=config.seed,

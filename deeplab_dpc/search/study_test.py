@@ -73,6 +73,35 @@ def test_resume_with_other_search_flags_is_refused(data_dir, cache_dir, tmp_path
     study.run_search(config)
 
 
+def test_evolution_runs_resumes_and_keeps_its_algorithm(data_dir, cache_dir, tmp_path):
+  config = _config(str(tmp_path), data_dir, cache_dir, max_trials=3, algorithm='evolution',
+                   population_size=2, tournament_size=1)
+  study.run_search(config)
+  summary = study.run_search(dataclasses.replace(config, max_trials=4))
+  entries = records.read_trials(str(tmp_path))
+  assert [e['trial_id'] for e in entries] == ['0', '1', '2', '3'] and summary['completed'] == 4
+  assert [e['origin'] for e in entries] == ['random', 'random', 'mutation', 'mutation']
+  with pytest.raises(ValueError, match='--algorithm: the study .* started with \'evolution\''):
+    study.run_search(dataclasses.replace(config, max_trials=5, algorithm='random_local'))
+  # A study recorded before `algorithm` existed was the paper's search.
+  path = tmp_path / study.STUDY_FILE
+  stored = json.loads(path.read_text())
+  del stored['algorithm']
+  path.write_text(json.dumps(stored))
+  with pytest.raises(ValueError, match='--algorithm'):
+    study.run_search(dataclasses.replace(config, max_trials=5))
+
+
+@pytest.mark.parametrize('fields, flag', [
+    (dict(algorithm='annealing'), '--algorithm must be one of random_local, evolution'),
+    (dict(algorithm='evolution', population_size=1), '--population_size'),
+    (dict(algorithm='evolution', population_size=4, tournament_size=9), '--tournament_size'),
+])
+def test_bad_algorithm_settings_name_the_flag(data_dir, cache_dir, tmp_path, fields, flag):
+  with pytest.raises(ValueError, match=flag):
+    _config(str(tmp_path), data_dir, cache_dir, **fields).validate()
+
+
 def test_a_corrupt_study_file_names_the_file_and_keeps_the_trials(data_dir, cache_dir,
                                                                 tmp_path):
   config = _config(str(tmp_path), data_dir, cache_dir, max_trials=1)

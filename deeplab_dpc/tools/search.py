@@ -101,9 +101,16 @@ flags.DEFINE_float('proxy_batch_norm_decay', None, 'Batch-norm decay of the cand
 # Search.
 flags.DEFINE_integer('num_branches', 5, 'B: branches per cell.')
 flags.DEFINE_integer('max_trials', 100, 'Trials of the study; run again with more to go on.')
+flags.DEFINE_string('algorithm', 'random_local', 'random_local: the paper\'s random search plus '
+                    'mutations of the --top_k best cells; evolution: regularised (aging) '
+                    'evolution with --population_size and --tournament_size.')
 flags.DEFINE_float('mutation_probability', 0.5, 'Chance that a candidate is a mutation of one '
-                   'of the --top_k best cells (else uniformly sampled).')
-flags.DEFINE_integer('top_k', 10, 'Mutation parents: the k best cells so far.')
+                   'of the --top_k best cells (else uniformly sampled; random_local).')
+flags.DEFINE_integer('top_k', 10, 'Mutation parents: the k best cells so far (random_local).')
+flags.DEFINE_integer('population_size', 20, 'Evolution: the most recently completed trials '
+                     'that form the population (the oldest dies as each new one completes).')
+flags.DEFINE_integer('tournament_size', 5, 'Evolution: members drawn per candidate; the best '
+                     'of them is mutated.')
 flags.DEFINE_list('seed_cells', [], 'Cell JSON files to try first (comma list).')
 flags.DEFINE_float('max_madds', None, 'Budget: multiply-adds of the cell\'s branches on the '
                    'cached features.')
@@ -186,8 +193,9 @@ def search_config():
   return study.SearchConfig(
       search_dir=FLAGS.search_dir, cache=cache, proxy=proxy, cache_dir=FLAGS.cache_dir,
       num_branches=FLAGS.num_branches, max_trials=FLAGS.max_trials,
-      mutation_probability=FLAGS.mutation_probability, top_k=FLAGS.top_k,
-      seed_cells=tuple(FLAGS.seed_cells), max_madds=FLAGS.max_madds,
+      algorithm=FLAGS.algorithm, mutation_probability=FLAGS.mutation_probability,
+      top_k=FLAGS.top_k, population_size=FLAGS.population_size,
+      tournament_size=FLAGS.tournament_size, seed_cells=tuple(FLAGS.seed_cells), max_madds=FLAGS.max_madds,
       max_params=FLAGS.max_params, num_best_cells=FLAGS.num_best_cells,
       num_workers=FLAGS.num_workers, seed=FLAGS.seed,
       max_consecutive_failed_trials=FLAGS.max_consecutive_failed_trials,
