@@ -135,14 +135,21 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
       return seed
     seen = self._seen_hashes()
     rng = self._rng(trial_id)
-    parents = self._ranked_completed()[:self.top_k]
-    if parents and rng.random() < self.mutation_probability:
-      child = self._mutation_proposal(lambda: rng.choice(parents), rng, seen)
+    pick_parent = self._parent_picker(rng)
+    if pick_parent is not None:
+      child = self._mutation_proposal(pick_parent, rng, seen)
       if child is not None:
         return child
-      logging.info('Trial %s: no new cell within one mutation of the top %d; sampling '
-                   'uniformly', trial_id, len(parents))
+      logging.info('Trial %s: no new cell within one mutation of its parents; sampling '
+                   'uniformly', trial_id)
     return self._random_proposal(rng, seen)
+
+  def _parent_picker(self, rng: random.Random):
+    """A function drawing this candidate's mutation parent, or None to sample uniformly."""
+    parents = self._ranked_completed()[:self.top_k]
+    if parents and rng.random() < self.mutation_probability:
+      return lambda: rng.choice(parents)
+    return None
 
   def _rng(self, trial_id: str) -> random.Random:
     return random.Random(f'{self.search_seed}:{int(trial_id)}')
@@ -279,23 +286,16 @@ class EvolutionOracle(DensePredictionCellOracle):
                  self.trials[t].score is not None]
     return completed[-self.population_size:]
 
-  def propose(self, trial_id: str) -> dict | None:
-    seed = self._seed_proposal()
-    if seed is not None:
-      return seed
-    seen = self._seen_hashes()
-    rng = self._rng(trial_id)
+  def _parent_picker(self, rng: random.Random):
     population = self.population()
-    if len(population) >= self.population_size:
-      def tournament_winner():
-        sample = rng.sample(population, self.tournament_size)
-        return min(sample, key=lambda t: (-t.score, t.trial_id))
-      child = self._mutation_proposal(tournament_winner, rng, seen)
-      if child is not None:
-        return child
-      logging.info('Trial %s: no new cell within one mutation of the tournament winners; '
-                   'sampling uniformly', trial_id)
-    return self._random_proposal(rng, seen)
+    if len(population) < self.population_size:
+      return None
+
+    def tournament_winner():
+      sample = rng.sample(population, self.tournament_size)
+      return min(sample, key=lambda t: (-t.score, t.trial_id))
+
+    return tournament_winner
 
 
 def check_evolution_sizes(population_size: int, tournament_size: int) -> None:
