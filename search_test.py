@@ -94,6 +94,22 @@ def test_evolution_runs_resumes_and_refuses_another_algorithm(data_dir, tmp_path
   assert bad.returncode == 2 and '--algorithm must be one of' in bad.stderr
 
 
+def test_successive_halving_runs_and_resumes(data_dir, tmp_path):
+  search_dir = str(tmp_path / 'S')
+  flags = ('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={search_dir}',
+           '--model_variant=mobilenet_v2', '--train_crop_size=33,33',
+           '--proxy_training_number_of_steps=4', '--algorithm=successive_halving', '--eta=2',
+           '--num_rungs=2')
+  first = _run(*flags, '--max_trials=2')
+  assert first.returncode == 0, first.stderr[-3000:]
+  second = _run(*flags, '--max_trials=3')
+  assert second.returncode == 0, second.stderr[-3000:]
+  lines = records.read_trials(search_dir)
+  assert [(line['rung'], line['proxy_steps']) for line in lines] == [(0, 2), (0, 2), (1, 4)]
+  bad = _run(*flags[:-2], '--eta=1', '--num_rungs=2', '--max_trials=4')
+  assert bad.returncode == 2 and '--eta must be >= 2' in bad.stderr
+
+
 def test_bad_number_of_branches(data_dir, tmp_path):
   result = _run('--dataset=demo', f'--dataset_dir={data_dir}', f'--search_dir={tmp_path}',
                 '--num_branches=0')

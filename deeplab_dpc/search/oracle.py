@@ -4,7 +4,9 @@ Chen et al. (NeurIPS 2018, Sec. 4.2) search with random search plus local search
 each new candidate is, with probability `mutation_probability`, a mutation of one of
 the `top_k` best cells seen so far (one branch changes its operation or its input,
 `search_space.mutate_cell`), and otherwise a cell sampled uniformly from the space.
-User-supplied seed cells run first. Candidates are keyed by the canonical hash of
+User-supplied seed cells run first. `EvolutionOracle` (regularised evolution) and
+`SuccessiveHalvingOracle` (rungs of proxy steps) are the same oracle with another
+way of choosing the next candidate (`search.py --algorithm`). Candidates are keyed by the canonical hash of
 their cell as it acts on the cached features (`search_space.cell_hash` of
 `search_space.effective_cell`), so a cell equivalent to one already tried (the same
 branches in another order, or rates that differ only where they read nothing but
@@ -34,7 +36,7 @@ from deeplab_dpc import fileio
 from deeplab_dpc import search_space
 
 OBJECTIVE = 'miou'
-SEED, RANDOM, MUTATION = 'seed', 'random', 'mutation'
+SEED, RANDOM, MUTATION, PROMOTION = 'seed', 'random', 'mutation', 'promotion'
 _STATUS = trial_module.TrialStatus
 # Draws before concluding that no new cell is left (in the budget, or at all).
 _MAX_DRAWS = 2000
@@ -306,3 +308,83 @@ def check_evolution_sizes(population_size: int, tournament_size: int) -> None:
     raise ValueError(f'--tournament_size must be in [1, --population_size={population_size}], '
                      f'got {tournament_size}')
 
+
+
+def rung_steps(total_steps: int, eta: int, num_rungs: int) -> list[int]:
+  """Proxy steps of each rung of successive halving, lowest first.
+
+  The last rung trains the full proxy budget (`--proxy_training_number_of_steps`),
+  each earlier one 1/eta of the next, rounded.
+
+  Raises:
+    ValueError: naming the flag, for eta < 2, fewer than 1 rung, or a schedule whose
+      first rung would have no step.
+  """
+  if int(eta) < 2:
+    raise ValueError(f'--eta must be >= 2, got {eta}')
+  if int(num_rungs) < 1:
+    raise ValueError(f'--num_rungs must be >= 1, got {num_rungs}')
+  if int(total_steps) < int(eta) ** (int(num_rungs) - 1):
+    raise ValueError(f'--num_rungs={num_rungs}: with --eta={eta} the first rung would train '
+                     f'{total_steps} / {eta}^{int(num_rungs) - 1} < 1 proxy steps; use fewer '
+                     f'rungs or --proxy_training_number_of_steps >= '
+                     f'{int(eta) ** (int(num_rungs) - 1)}')
+  return [max(1, int(round(total_steps / eta ** (num_rungs - 1 - r))))
+          for r in range(num_rungs)]
+
+
+class SuccessiveHalvingOracle(DensePredictionCellOracle):
+  """Asynchronous successive halving (Li et al., MLSys 2020) over the same space.
+
+  Every new cell (the seed cells, then cells sampled uniformly) starts at rung 0 with
+  the fewest proxy steps; whenever a cell is in the best 1/eta of the completed
+  trials of its rung and has not been promoted yet, the next candidate is that cell
+  again at the next rung, with eta times the steps (higher rungs first). So most
+  cells get a short proxy run and only the promising ones the full one. Each trial
+  carries its `rung` and `proxy_steps`; every rung trains from scratch.
+
+  Args:
+    steps: The proxy steps of each rung (`rung_steps`).
+    eta: The promotion ratio (>= 2).
+    **kwargs: As `DensePredictionCellOracle` (`mutation_probability` and `top_k`
+      are unused).
+  """
+
+  def __init__(self, num_branches: int, max_trials: int, *, steps: Sequence[int],
+               eta: int = 3, **kwargs):
+    if int(eta) < 2:
+      raise ValueError(f'--eta must be >= 2, got {eta}')
+    super().__init__(num_branches, max_trials, **kwargs)
+    self.steps = [int(s) for s in steps]
+    self.eta = int(eta)
+
+  @staticmethod
+  def rung(trial) -> int:
+    return int(trial.hyperparameters.values.get('rung', 0))
+
+  def propose(self, trial_id: str) -> dict | None:
+    values = self._promotion() or super().propose(trial_id)
+    if values is not None and 'rung' not in values:
+      values.update(rung=0, proxy_steps=self.steps[0])
+    return values
+
+  def _parent_picker(self, rng: random.Random):
+    return None  # New cells are sampled uniformly; the rungs do the selecting.
+
+  def _promotion(self) -> dict | None:
+    """The best unpromoted cell of the highest rung that has one, at the next rung."""
+    by_rung = {}
+    for trial in self.trials.values():
+      by_rung.setdefault(self.rung(trial), []).append(trial)
+    for rung in reversed(range(len(self.steps) - 1)):
+      done = sorted((t for t in by_rung.get(rung, [])
+                     if t.status == _STATUS.COMPLETED and t.score is not None),
+                    key=lambda t: (-t.score, t.trial_id))
+      promoted = {t.hyperparameters.values['cell_hash'] for t in by_rung.get(rung + 1, [])}
+      for trial in done[:len(done) // self.eta]:
+        values = trial.hyperparameters.values
+        if values['cell_hash'] not in promoted:
+          out = self._values(json.loads(values['cell']), PROMOTION, values['cell_hash'])
+          out.update(rung=rung + 1, proxy_steps=self.steps[rung + 1])
+          return out
+    return None

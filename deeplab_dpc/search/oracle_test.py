@@ -226,3 +226,41 @@ def test_evolution_proposes_the_same_cells_again(tmp_path):
 def test_evolution_sizes_are_checked(tmp_path, sizes, flag):
   with pytest.raises(ValueError, match=flag):
     _evolution(tmp_path, population_size=sizes[0], tournament_size=sizes[1])
+
+
+def test_rung_steps_end_at_the_full_budget():
+  assert oracle_lib.rung_steps(90, 3, 3) == [10, 30, 90]
+  assert oracle_lib.rung_steps(50, 2, 2) == [25, 50]
+  assert oracle_lib.rung_steps(7, 3, 1) == [7]
+  with pytest.raises(ValueError, match='--eta must be >= 2'):
+    oracle_lib.rung_steps(90, 1, 3)
+  with pytest.raises(ValueError, match='--num_rungs must be >= 1'):
+    oracle_lib.rung_steps(90, 3, 0)
+  with pytest.raises(ValueError, match='--num_rungs=4.*--proxy_training_number_of_steps >= 27'):
+    oracle_lib.rung_steps(20, 3, 4)
+
+
+def test_successive_halving_promotes_the_best_third_of_each_rung(tmp_path):
+  oracle = oracle_lib.SuccessiveHalvingOracle(3, 40, steps=[10, 30, 90], eta=3)
+  oracle._set_project_dir(str(tmp_path), 'study')  # pylint: disable=protected-access
+  by_rung = {}
+  for _ in range(40):
+    trial = oracle.create_trial('tuner0')
+    values = trial.hyperparameters.values
+    rung = values['rung']
+    assert values['proxy_steps'] == [10, 30, 90][rung]
+    if rung == 0:
+      assert values['origin'] == 'random'
+    else:
+      # Promoted: in the best third of its rung below as it stands now, not yet promoted.
+      assert values['origin'] == 'promotion' and values['parent_hash'] == values['cell_hash']
+      below = sorted(by_rung[rung - 1], key=lambda h: -_score_by_hash({'cell_hash': h}))
+      assert values['cell_hash'] in below[:len(below) // 3]
+      assert values['cell_hash'] not in by_rung.get(rung, [])
+    by_rung.setdefault(rung, []).append(values['cell_hash'])
+    _finish(oracle, trial, _score_by_hash(values))
+  assert len(by_rung[1]) >= 3 and by_rung.get(2)
+  # Nothing is left to promote: every rung's best third went on.
+  for rung in (0, 1):
+    best = sorted(by_rung[rung], key=lambda h: -_score_by_hash({'cell_hash': h}))
+    assert set(best[:len(best) // 3]) <= set(by_rung[rung + 1])

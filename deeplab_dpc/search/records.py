@@ -60,10 +60,24 @@ def read_trials(search_dir: str) -> list[dict]:
   return out
 
 
+def _completed_per_cell(entries: list[dict]) -> list[dict]:
+  """Each cell's completed trial at its highest rung (successive halving runs a cell
+  once per rung it reaches; other searches once)."""
+  best = {}
+  for e in entries:
+    if e.get('status') != COMPLETED or e.get('score') is None:
+      continue
+    kept = best.get(e['hash'])
+    if kept is None or (e.get('rung') or 0) > (kept.get('rung') or 0):
+      best[e['hash']] = e
+  return list(best.values())
+
+
 def best_trials(entries: list[dict], count: int) -> list[dict]:
-  """The `count` completed trials with the highest score (ties: earlier trial first)."""
-  done = [e for e in entries if e.get('status') == COMPLETED and e.get('score') is not None]
-  return sorted(done, key=lambda e: (-e['score'], str(e['trial_id'])))[:count]
+  """The `count` best cells' completed trials: highest rung reached first (successive
+  halving), then highest score (ties: earlier trial first)."""
+  return sorted(_completed_per_cell(entries),
+                key=lambda e: (-(e.get('rung') or 0), -e['score'], str(e['trial_id'])))[:count]
 
 
 def pareto_front(entries: list[dict]) -> list[dict]:
@@ -71,10 +85,10 @@ def pareto_front(entries: list[dict]) -> list[dict]:
 
   A trial is dominated when another scores at least as high with at most as many
   multiply-adds, and is strictly better on one of them; of trials equal on both the
-  earliest is kept. Sorted by multiply-adds, cheapest first.
+  earliest is kept. Each cell counts with its trial at the highest rung it reached.
+  Sorted by multiply-adds, cheapest first.
   """
-  done = sorted((e for e in entries if e.get('status') == COMPLETED
-                 and e.get('score') is not None and e.get('madds') is not None),
+  done = sorted((e for e in _completed_per_cell(entries) if e.get('madds') is not None),
                 key=lambda e: (e['madds'], -e['score'], str(e['trial_id'])))
   front, best_score = [], float('-inf')
   for entry in done:
@@ -161,6 +175,8 @@ class TrialRecorder:
         'eval_seconds': metric('eval_seconds'),
         'origin': values.get('origin'),
         'parent_hash': values.get('parent_hash') or None,
+        **({'rung': int(values['rung']), 'proxy_steps': int(values['proxy_steps'])}
+           if 'rung' in values else {}),
         'reason': None,
         'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }

@@ -38,9 +38,10 @@ CONFIG_FILE = 'search_config.json'
 LOG_DIR = 'logs'
 CHIEF, WORKER, EMBEDDED = 'chief', 'worker', 'embedded'
 
-# The search algorithms (`--algorithm`): the paper's, and regularised evolution.
-RANDOM_LOCAL, EVOLUTION = 'random_local', 'evolution'
-ALGORITHMS = (RANDOM_LOCAL, EVOLUTION)
+# The search algorithms (`--algorithm`): the paper's, regularised evolution, and
+# asynchronous successive halving over rungs of proxy steps.
+RANDOM_LOCAL, EVOLUTION, SUCCESSIVE_HALVING = 'random_local', 'evolution', 'successive_halving'
+ALGORITHMS = (RANDOM_LOCAL, EVOLUTION, SUCCESSIVE_HALVING)
 
 # Study fields that must not change when a study resumes -> the flag naming them.
 _PROXY_FLAGS = {
@@ -72,11 +73,15 @@ class SearchConfig:
     num_branches: B.
     max_trials: Trials of the study (larger on restart: the study goes on).
     algorithm: `random_local` (the paper's random search plus mutations of the
-      top-k cells) or `evolution` (regularised evolution).
+      top-k cells), `evolution` (regularised evolution) or `successive_halving`
+      (rungs of proxy steps, the best 1/eta of each rung promoted).
     mutation_probability: Chance a candidate mutates a top-k cell (random_local).
     top_k: Mutation parents: the k best cells so far (random_local).
     population_size: Members of the evolution's population (evolution).
     tournament_size: Members drawn per candidate, the best one mutated (evolution).
+    eta: Promotion ratio between rungs (successive_halving).
+    num_rungs: Rungs; the last trains `proxy.training_number_of_steps`
+      (successive_halving).
     seed_cells: Cell JSON files tried first.
     max_madds: Budget on the cell's multiply-adds on the cached features, or None.
     max_params: Budget on the cell's branch weights, or None.
@@ -97,6 +102,8 @@ class SearchConfig:
   top_k: int = 10
   population_size: int = 20
   tournament_size: int = 5
+  eta: int = 3
+  num_rungs: int = 3
   seed_cells: tuple[str, ...] = ()
   max_madds: float | None = None
   max_params: float | None = None
@@ -145,6 +152,9 @@ class SearchConfig:
     if self.algorithm == EVOLUTION:
       from deeplab_dpc.search import oracle as oracle_lib  # pylint: disable=g-import-not-at-top
       oracle_lib.check_evolution_sizes(self.population_size, self.tournament_size)
+    if self.algorithm == SUCCESSIVE_HALVING:
+      from deeplab_dpc.search import oracle as oracle_lib  # pylint: disable=g-import-not-at-top
+      oracle_lib.rung_steps(self.proxy.training_number_of_steps, self.eta, self.num_rungs)
     if int(self.num_workers) < 0:
       raise ValueError(f'--num_workers must be >= 0, got {self.num_workers}')
     if int(self.num_best_cells) < 1:
@@ -187,7 +197,7 @@ def role() -> str:
 def study_identity(config: SearchConfig, manifest: dict) -> dict:
   """The fields a resumed study must share with the one that started it."""
   proxy = dataclasses.asdict(config.proxy)
-  return {
+  identity = {
       'num_branches': int(config.num_branches),
       'seed': int(config.seed),
       'algorithm': config.algorithm,
@@ -195,6 +205,10 @@ def study_identity(config: SearchConfig, manifest: dict) -> dict:
       'cache': manifest['config'],
       'checkpoint_fingerprint': manifest['checkpoint_fingerprint'],
   }
+  if config.algorithm == SUCCESSIVE_HALVING:  # The rungs' meaning.
+    identity['successive_halving'] = {'eta': int(config.eta),
+                                      'num_rungs': int(config.num_rungs)}
+  return identity
 
 
 def check_study(config: SearchConfig, manifest: dict, write: bool = True) -> None:
@@ -289,6 +303,10 @@ def run_search(config: SearchConfig) -> dict:
   if config.algorithm == EVOLUTION:
     oracle_class, sizes = oracle_lib.EvolutionOracle, dict(
         population_size=config.population_size, tournament_size=config.tournament_size)
+  elif config.algorithm == SUCCESSIVE_HALVING:
+    oracle_class, sizes = oracle_lib.SuccessiveHalvingOracle, dict(
+        eta=config.eta, steps=oracle_lib.rung_steps(config.proxy.training_number_of_steps,
+                                                    config.eta, config.num_rungs))
   else:
     oracle_class, sizes = oracle_lib.DensePredictionCellOracle, {}
   oracle = oracle_class(

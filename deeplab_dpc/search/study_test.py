@@ -92,8 +92,29 @@ def test_evolution_runs_resumes_and_keeps_its_algorithm(data_dir, cache_dir, tmp
     study.run_search(dataclasses.replace(config, max_trials=5))
 
 
+def test_successive_halving_trains_each_rung_its_steps_and_ranks_by_rung(
+    data_dir, cache_dir, tmp_path):
+  config = _config(str(tmp_path), data_dir, cache_dir, max_trials=5, steps=4,
+                   algorithm='successive_halving', eta=2, num_rungs=2)
+  study.run_search(config)
+  entries = records.read_trials(str(tmp_path))
+  assert [(e['rung'], e['proxy_steps'], e['origin']) for e in entries] == [
+      (0, 2, 'random'), (0, 2, 'random'), (1, 4, 'promotion'), (0, 2, 'random'),
+      (0, 2, 'random')]
+  rung0 = [e for e in entries if e['rung'] == 0][:2]
+  assert entries[2]['hash'] == max(rung0, key=lambda e: e['score'])['hash']
+  # The cell that reached the full budget ranks first, whatever the shorter runs scored.
+  with open(tmp_path / 'best_cells' / 'index.json', encoding='utf-8') as f:
+    assert json.load(f)[0]['hash'] == entries[2]['hash']
+  with pytest.raises(ValueError, match='--eta: the study .* started with 2'):
+    study.run_search(dataclasses.replace(config, max_trials=6, eta=3))
+
+
 @pytest.mark.parametrize('fields, flag', [
-    (dict(algorithm='annealing'), '--algorithm must be one of random_local, evolution'),
+    (dict(algorithm='annealing'),
+     '--algorithm must be one of random_local, evolution, successive_halving'),
+    (dict(algorithm='successive_halving', eta=1), '--eta must be >= 2'),
+    (dict(algorithm='successive_halving', num_rungs=3), '--num_rungs=3'),
     (dict(algorithm='evolution', population_size=1), '--population_size'),
     (dict(algorithm='evolution', population_size=4, tournament_size=9), '--tournament_size'),
 ])

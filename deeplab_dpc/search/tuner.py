@@ -12,6 +12,7 @@ trial's message over gRPC, so the reason also travels in the trial's hyperparame
 (`failure_reason`).
 """
 
+import dataclasses
 import json
 import os
 
@@ -61,10 +62,13 @@ class ProxyTaskTuner(base_tuner.BaseTuner):
     keras.backend.clear_session()  # Each trial builds a new model; keep memory flat.
     values = trial.hyperparameters.values
     cell = json.loads(values['cell'])
+    config = self.proxy_config
+    if values.get('proxy_steps'):  # A rung of successive halving: its own budget.
+      config = dataclasses.replace(config, training_number_of_steps=int(values['proxy_steps']))
     logging.info('Trial %s (%s, %s): %d proxy steps', trial.trial_id, values['cell_hash'][:8],
-                 values.get('origin'), self.proxy_config.training_number_of_steps)
+                 values.get('origin'), config.training_number_of_steps)
     try:
-      result = proxy_task.run_proxy_task(cell, self.cache_dir, self.manifest, self.proxy_config)
+      result = proxy_task.run_proxy_task(cell, self.cache_dir, self.manifest, config)
     except proxy_task.ProxyTaskDiverged as e:
       values['failure_reason'] = str(e)
       raise keras_tuner.errors.FailedTrialError(str(e)) from e

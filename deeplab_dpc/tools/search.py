@@ -103,7 +103,8 @@ flags.DEFINE_integer('num_branches', 5, 'B: branches per cell.')
 flags.DEFINE_integer('max_trials', 100, 'Trials of the study; run again with more to go on.')
 flags.DEFINE_string('algorithm', 'random_local', 'random_local: the paper\'s random search plus '
                     'mutations of the --top_k best cells; evolution: regularised (aging) '
-                    'evolution with --population_size and --tournament_size.')
+                    'evolution with --population_size and --tournament_size; '
+                    'successive_halving: rungs of proxy steps (--eta, --num_rungs).')
 flags.DEFINE_float('mutation_probability', 0.5, 'Chance that a candidate is a mutation of one '
                    'of the --top_k best cells (else uniformly sampled; random_local).')
 flags.DEFINE_integer('top_k', 10, 'Mutation parents: the k best cells so far (random_local).')
@@ -111,6 +112,10 @@ flags.DEFINE_integer('population_size', 20, 'Evolution: the most recently comple
                      'that form the population (the oldest dies as each new one completes).')
 flags.DEFINE_integer('tournament_size', 5, 'Evolution: members drawn per candidate; the best '
                      'of them is mutated.')
+flags.DEFINE_integer('eta', 3, 'Successive halving: the best 1/eta of a rung\'s trials go on '
+                     'to the next rung, with eta times the proxy steps.')
+flags.DEFINE_integer('num_rungs', 3, 'Successive halving: rungs; the last trains '
+                     '--proxy_training_number_of_steps.')
 flags.DEFINE_list('seed_cells', [], 'Cell JSON files to try first (comma list).')
 flags.DEFINE_float('max_madds', None, 'Budget: multiply-adds of the cell\'s branches on the '
                    'cached features.')
@@ -195,7 +200,8 @@ def search_config():
       num_branches=FLAGS.num_branches, max_trials=FLAGS.max_trials,
       algorithm=FLAGS.algorithm, mutation_probability=FLAGS.mutation_probability,
       top_k=FLAGS.top_k, population_size=FLAGS.population_size,
-      tournament_size=FLAGS.tournament_size, seed_cells=tuple(FLAGS.seed_cells), max_madds=FLAGS.max_madds,
+      tournament_size=FLAGS.tournament_size, eta=FLAGS.eta, num_rungs=FLAGS.num_rungs,
+      seed_cells=tuple(FLAGS.seed_cells), max_madds=FLAGS.max_madds,
       max_params=FLAGS.max_params, num_best_cells=FLAGS.num_best_cells,
       num_workers=FLAGS.num_workers, seed=FLAGS.seed,
       max_consecutive_failed_trials=FLAGS.max_consecutive_failed_trials,
