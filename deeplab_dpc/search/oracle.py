@@ -23,6 +23,7 @@ atomically, repairs the two windows where a kill leaves `oracle.json` and a
 """
 
 import json
+import math
 import os
 import random
 from typing import Any, Sequence
@@ -62,13 +63,17 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
     recorder: A `records.TrialRecorder` told about every finished trial, or None.
     max_consecutive_failed_trials: Stop the search after this many failures in a
       row (something is wrong beyond one cell, e.g. the learning rate).
+    prescreen: (zero-cost score name, fraction) or None: each proposal draws
+      ceil(1 / fraction) candidates and keeps the best by `prescreen_fn`.
+    prescreen_fn: cell -> zero-cost score (higher is better), with `prescreen`.
   """
 
   def __init__(self, num_branches: int, max_trials: int, *,
                mutation_probability: float = 0.5, top_k: int = 10,
                seed_cells: Sequence[Any] = (), budget=None,
                cost_shape: tuple[int, int, int] | None = None, rate_multiplier: int = 1,
-               seed: int = 0, recorder=None, max_consecutive_failed_trials: int = 10):
+               seed: int = 0, recorder=None, max_consecutive_failed_trials: int = 10,
+               prescreen: tuple[str, float] | None = None, prescreen_fn=None):
     search_space.space_size(num_branches)  # ValueError naming num_branches.
     if not 0.0 <= mutation_probability <= 1.0:
       raise ValueError('--mutation_probability must be in [0, 1], got '
@@ -79,6 +84,8 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
       raise ValueError(f'--max_trials must be >= 1, got {max_trials}')
     if budget is not None and cost_shape is None:
       raise ValueError('a cost budget needs the feature shape (cost_shape)')
+    if prescreen is not None and prescreen_fn is None:
+      raise ValueError('a pre-screen needs its scoring function (prescreen_fn)')
     super().__init__(objective=keras_tuner.Objective(OBJECTIVE, 'max'),
                      max_trials=int(max_trials), seed=int(seed) + 1,
                      max_retries_per_trial=0,
@@ -98,6 +105,8 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
     self.stop_after_failures = int(max_consecutive_failed_trials)
     self.stop_reason = None
     self.verbose = 0
+    self.prescreen = prescreen
+    self.prescreen_fn = prescreen_fn
 
   # -- Proposing cells.
 
@@ -131,12 +140,38 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
     return streak
 
   def propose(self, trial_id: str) -> dict | None:
-    """The next candidate's values (cell JSON, hash, origin, parent), or None if none left."""
+    """The next candidate's values (cell JSON, hash, origin, parent), or None if none left.
+
+    With a pre-screen, `zero_cost_count(fraction)` candidates are drawn and the one
+    with the best zero-cost score is proposed, its score in the values (a score that
+    is not a number counts as the worst).
+    """
     seed = self._seed_proposal()
     if seed is not None:
       return seed
     seen = self._seen_hashes()
-    rng = self._rng(trial_id)
+    first = self._candidate(trial_id, 0, seen)
+    if first is None or self.prescreen is None:
+      return first
+    name, fraction = self.prescreen
+    drawn = [first]
+    for draw in range(1, zero_cost_count(fraction)):
+      seen.add(self._key(json.loads(drawn[-1]['cell'])))
+      candidate = self._candidate(trial_id, draw, seen)
+      if candidate is None:
+        break
+      drawn.append(candidate)
+    scores = [float(self.prescreen_fn(json.loads(v['cell']))) for v in drawn]
+    scores = [score if not math.isnan(score) else float('-inf') for score in scores]
+    best = max(range(len(drawn)), key=lambda i: (scores[i], -i))
+    logging.info('Trial %s: pre-screened %d candidates by %s, kept %s (%.4g)', trial_id,
+                 len(drawn), name, drawn[best]['cell_hash'][:8], scores[best])
+    return dict(drawn[best], zero_cost_name=name, zero_cost_score=scores[best],
+                zero_cost_candidates=len(drawn))
+
+  def _candidate(self, trial_id: str, draw: int, seen: set) -> dict | None:
+    """One candidate of the algorithm (a mutation or a uniform sample), not in `seen`."""
+    rng = self._rng(trial_id, draw)
     pick_parent = self._parent_picker(rng)
     if pick_parent is not None:
       child = self._mutation_proposal(pick_parent, rng, seen)
@@ -153,8 +188,9 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
       return lambda: rng.choice(parents)
     return None
 
-  def _rng(self, trial_id: str) -> random.Random:
-    return random.Random(f'{self.search_seed}:{int(trial_id)}')
+  def _rng(self, trial_id: str, draw: int = 0) -> random.Random:
+    key = f'{self.search_seed}:{int(trial_id)}'
+    return random.Random(key if not draw else f'{key}:{draw}')
 
   def _seed_proposal(self) -> dict | None:
     # Seed cells are the user's: each runs unless that very cell already has.
@@ -308,6 +344,11 @@ def check_evolution_sizes(population_size: int, tournament_size: int) -> None:
     raise ValueError(f'--tournament_size must be in [1, --population_size={population_size}], '
                      f'got {tournament_size}')
 
+
+
+def zero_cost_count(fraction: float) -> int:
+  """Candidates drawn per proposal so that the best `fraction` of them is one."""
+  return max(1, int(math.ceil(1.0 / fraction - 1e-9)))
 
 
 def rung_steps(total_steps: int, eta: int, num_rungs: int) -> list[int]:

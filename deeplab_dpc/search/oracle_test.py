@@ -264,3 +264,30 @@ def test_successive_halving_promotes_the_best_third_of_each_rung(tmp_path):
   for rung in (0, 1):
     best = sorted(by_rung[rung], key=lambda h: -_score_by_hash({'cell_hash': h}))
     assert set(best[:len(best) // 3]) <= set(by_rung[rung + 1])
+
+
+def test_prescreen_proposes_the_best_of_each_drawn_batch(tmp_path):
+  batches = []
+
+  def score(cell):
+    value = _score_by_hash({'cell_hash': search_space.cell_hash(cell)})
+    batches[-1].append((search_space.cell_hash(cell), value))
+    return value
+
+  oracle = _oracle(tmp_path / 'screened', mutation_probability=0.5, prescreen=('synflow', 0.25),
+                   prescreen_fn=score)
+  plain = _oracle(tmp_path / 'plain', mutation_probability=0.5)
+  for _ in range(8):
+    batches.append([])
+    trial = oracle.create_trial('tuner0')
+    values = trial.hyperparameters.values
+    assert len(batches[-1]) == values['zero_cost_candidates'] == 4
+    assert len({h for h, _ in batches[-1]}) == 4  # Distinct candidates.
+    best_hash, best_score = max(batches[-1], key=lambda item: item[1])
+    assert values['cell_hash'] == best_hash and values['zero_cost_score'] == best_score
+    assert values['zero_cost_name'] == 'synflow'
+    _finish(oracle, trial, 0.5)
+  # The first candidate of each batch is the one the search proposes without a pre-screen.
+  assert plain.create_trial('tuner0').hyperparameters.values['cell_hash'] == batches[0][0][0]
+  with pytest.raises(ValueError, match='prescreen_fn'):
+    _oracle(tmp_path / 'x', prescreen=('synflow', 0.5))

@@ -177,6 +177,10 @@ class TrialRecorder:
         'parent_hash': values.get('parent_hash') or None,
         **({'rung': int(values['rung']), 'proxy_steps': int(values['proxy_steps'])}
            if 'rung' in values else {}),
+        **({'zero_cost': {'name': values['zero_cost_name'],
+                          'score': float(values['zero_cost_score']),
+                          'candidates': int(values['zero_cost_candidates'])}}
+           if 'zero_cost_name' in values else {}),
         'reason': None,
         'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }

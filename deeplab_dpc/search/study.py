@@ -82,6 +82,9 @@ class SearchConfig:
     eta: Promotion ratio between rungs (successive_halving).
     num_rungs: Rungs; the last trains `proxy.training_number_of_steps`
       (successive_halving).
+    prescreen: `NAME:FRACTION` (`zero_cost.SCORES`): of each drawn batch of
+      ceil(1 / FRACTION) candidates only the best by that zero-cost score is
+      trained; '' to train every candidate.
     seed_cells: Cell JSON files tried first.
     max_madds: Budget on the cell's multiply-adds on the cached features, or None.
     max_params: Budget on the cell's branch weights, or None.
@@ -104,6 +107,7 @@ class SearchConfig:
   tournament_size: int = 5
   eta: int = 3
   num_rungs: int = 3
+  prescreen: str = ''
   seed_cells: tuple[str, ...] = ()
   max_madds: float | None = None
   max_params: float | None = None
@@ -155,6 +159,9 @@ class SearchConfig:
     if self.algorithm == SUCCESSIVE_HALVING:
       from deeplab_dpc.search import oracle as oracle_lib  # pylint: disable=g-import-not-at-top
       oracle_lib.rung_steps(self.proxy.training_number_of_steps, self.eta, self.num_rungs)
+    if self.prescreen:
+      from deeplab_dpc.search import zero_cost  # pylint: disable=g-import-not-at-top
+      zero_cost.parse_prescreen(self.prescreen)
     if int(self.num_workers) < 0:
       raise ValueError(f'--num_workers must be >= 0, got {self.num_workers}')
     if int(self.num_best_cells) < 1:
@@ -309,6 +316,10 @@ def run_search(config: SearchConfig) -> dict:
                                                     config.eta, config.num_rungs))
   else:
     oracle_class, sizes = oracle_lib.DensePredictionCellOracle, {}
+  if config.prescreen and current != WORKER:  # Only the oracle's process proposes.
+    from deeplab_dpc.search import zero_cost  # pylint: disable=g-import-not-at-top
+    sizes['prescreen'] = zero_cost.parse_prescreen(config.prescreen)
+    sizes['prescreen_fn'] = _prescreen_fn(config, manifest, sizes['prescreen'][0])
   oracle = oracle_class(
       config.num_branches, config.max_trials, **sizes,
       mutation_probability=config.mutation_probability, top_k=config.top_k,
@@ -323,6 +334,20 @@ def run_search(config: SearchConfig) -> dict:
   if recorder is not None:
     recorder.write_best_cells()
   return _summary(config, oracle.stop_reason)
+
+
+def _prescreen_fn(config: SearchConfig, manifest: dict, name: str):
+  """cell -> its zero-cost score `name` on the first cached training minibatch."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from deeplab_dpc.search import zero_cost  # pylint: disable=g-import-not-at-top
+  features, labels = zero_cost.minibatch(config.resolved_cache_dir, manifest,
+                                         config.proxy.batch_size)
+
+  def score(cell):
+    keras.backend.clear_session()  # A model per candidate; keep memory flat.
+    return zero_cost.score_cell(name, cell, features, labels, manifest, config.proxy)
+
+  return score
 
 
 # -- Local chief + workers.

@@ -110,11 +110,23 @@ def test_successive_halving_trains_each_rung_its_steps_and_ranks_by_rung(
     study.run_search(dataclasses.replace(config, max_trials=6, eta=3))
 
 
+def test_prescreen_records_each_trials_zero_cost_score(data_dir, cache_dir, tmp_path):
+  study.run_search(_config(str(tmp_path), data_dir, cache_dir, max_trials=2,
+                           prescreen='grad_norm:0.5'))
+  entries = records.read_trials(str(tmp_path))
+  assert len(entries) == 2
+  for entry in entries:
+    assert entry['zero_cost']['name'] == 'grad_norm' and entry['zero_cost']['candidates'] == 2
+    assert entry['zero_cost']['score'] > 0
+
+
 @pytest.mark.parametrize('fields, flag', [
     (dict(algorithm='annealing'),
      '--algorithm must be one of random_local, evolution, successive_halving'),
     (dict(algorithm='successive_halving', eta=1), '--eta must be >= 2'),
     (dict(algorithm='successive_halving', num_rungs=3), '--num_rungs=3'),
+    (dict(prescreen='snip:0.5'), '--prescreen: unknown zero-cost score'),
+    (dict(prescreen='synflow:2'), r'--prescreen=synflow:2: FRACTION'),
     (dict(algorithm='evolution', population_size=1), '--population_size'),
     (dict(algorithm='evolution', population_size=4, tournament_size=9), '--tournament_size'),
 ])

@@ -114,6 +114,9 @@ flags.DEFINE_integer('tournament_size', 5, 'Evolution: members drawn per candida
                      'of them is mutated.')
 flags.DEFINE_integer('eta', 3, 'Successive halving: the best 1/eta of a rung\'s trials go on '
                      'to the next rung, with eta times the proxy steps.')
+flags.DEFINE_string('prescreen', '', 'NAME:FRACTION: draw ceil(1/FRACTION) candidates per trial '
+                    'and train only the best by the zero-cost score NAME (synflow, grad_norm, '
+                    'jacob_cov) on one cached minibatch; empty: train every candidate.')
 flags.DEFINE_integer('num_rungs', 3, 'Successive halving: rungs; the last trains '
                      '--proxy_training_number_of_steps.')
 flags.DEFINE_list('seed_cells', [], 'Cell JSON files to try first (comma list).')
@@ -201,6 +204,7 @@ def search_config():
       algorithm=FLAGS.algorithm, mutation_probability=FLAGS.mutation_probability,
       top_k=FLAGS.top_k, population_size=FLAGS.population_size,
       tournament_size=FLAGS.tournament_size, eta=FLAGS.eta, num_rungs=FLAGS.num_rungs,
+      prescreen=FLAGS.prescreen,
       seed_cells=tuple(FLAGS.seed_cells), max_madds=FLAGS.max_madds,
       max_params=FLAGS.max_params, num_best_cells=FLAGS.num_best_cells,
       num_workers=FLAGS.num_workers, seed=FLAGS.seed,
