@@ -16,7 +16,6 @@ folder). Resumable with the same --work_dir. A measurement, not a test.
 
 import json
 import os
-import tempfile
 
 from absl import flags
 from absl import logging
@@ -56,12 +55,7 @@ def main(argv):
     return demo_pipeline.run_fidelity(config, work_dir, FLAGS.num_cells, FLAGS.cell_seed,
                                       FLAGS.noise_cells, FLAGS.noise_seeds)
 
-  if FLAGS.work_dir:
-    report = study(FLAGS.work_dir)
-  else:
-    with tempfile.TemporaryDirectory() as work_dir:
-      report = study(work_dir)
-      report['plot'] = None  # Gone with the temporary folder.
+  report = cli.in_work_dir(FLAGS.work_dir, study)
   print(fidelity.format_report(report))
   if FLAGS.output_json:
     fileio.atomic_write(FLAGS.output_json, json.dumps(report, indent=1) + '\n')

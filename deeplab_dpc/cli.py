@@ -2,6 +2,7 @@
 
 import errno
 import sys
+import tempfile
 
 from absl import app
 from absl import flags
@@ -68,3 +69,17 @@ def run(main, tool_module: str | None = None) -> None:
     if not started and e.code == 1 and _asked_for_help(sys.argv):
       sys.exit(0)
     raise
+
+
+def in_work_dir(work_dir: str, measure):
+  """`measure(work_dir)`, or in a temporary folder when `work_dir` is '' (benchmarks).
+
+  A report made in a temporary folder has its `plot` set to None: the file is gone
+  with the folder.
+  """
+  if work_dir:
+    return measure(work_dir)
+  with tempfile.TemporaryDirectory() as temporary:
+    report = measure(temporary)
+  report['plot'] = None
+  return report
