@@ -47,7 +47,7 @@ DISC, SQUARE, TRIANGLE, RING, DOT_GRID = 1, 2, 3, 4, 5
 # Radius ranges (pixels) per class: rings and grids need room for their holes/dots.
 _RADIUS_RANGE = {DISC: (5, 34), SQUARE: (5, 34), TRIANGLE: (6, 34), RING: (10, 34),
                  DOT_GRID: (12, 34)}
-# The demo task's shapes are at least this large: whole-image context, not the
+# The demo task's shapes are at least this large: context over the image, not the
 # recognition of tiny shapes at output stride 8, is what it is about.
 _TASK_MIN_RADIUS = 10
 _TASK_SHAPES = (3, 4)  # Shapes of the scene's class per task scene, one per quadrant.
