@@ -6,8 +6,8 @@ the `top_k` best cells seen so far (one branch changes its operation or its inpu
 `search_space.mutate_cell`), and otherwise a cell sampled uniformly from the space.
 User-supplied seed cells run first. `EvolutionOracle` (regularised evolution) and
 `SuccessiveHalvingOracle` (rungs of proxy steps) are the same oracle with another
-way of choosing the next candidate (`search.py --algorithm`). Candidates are keyed by the canonical hash of
-their cell as it acts on the cached features (`search_space.cell_hash` of
+way of choosing the next candidate (`search.py --algorithm`). Candidates are keyed
+by the canonical hash of their cell as it acts on the cached features (`search_space.cell_hash` of
 `search_space.effective_cell`), so a cell equivalent to one already tried (the same
 branches in another order, or rates that differ only where they read nothing but
 padding, common on small feature maps) is never trained twice, and cells over the
@@ -41,6 +41,11 @@ SEED, RANDOM, MUTATION, PROMOTION = 'seed', 'random', 'mutation', 'promotion'
 _STATUS = trial_module.TrialStatus
 # Draws before concluding that no new cell is left (in the budget, or at all).
 _MAX_DRAWS = 2000
+
+
+def _scored(trial) -> bool:
+  """A trial that completed with a score (a candidate's possible parent)."""
+  return trial.status == _STATUS.COMPLETED and trial.score is not None
 
 
 class DensePredictionCellOracle(keras_tuner.Oracle):
@@ -127,9 +132,7 @@ class DensePredictionCellOracle(keras_tuner.Oracle):
     return self.budget.admits(search_space.cell_cost(cell, *self.cost_shape))
 
   def _ranked_completed(self) -> list:
-    done = [t for t in self.trials.values()
-            if t.status == _STATUS.COMPLETED and t.score is not None]
-    return sorted(done, key=lambda t: (-t.score, t.trial_id))
+    return sorted(filter(_scored, self.trials.values()), key=lambda t: (-t.score, t.trial_id))
 
   def _failure_streak(self) -> int:
     streak = 0
@@ -319,9 +322,7 @@ class EvolutionOracle(DensePredictionCellOracle):
 
   def population(self) -> list:
     """The living members: the most recently completed trials, oldest first."""
-    completed = [self.trials[t] for t in self.end_order
-                 if self.trials[t].status == _STATUS.COMPLETED and
-                 self.trials[t].score is not None]
+    completed = [self.trials[t] for t in self.end_order if _scored(self.trials[t])]
     return completed[-self.population_size:]
 
   def _parent_picker(self, rng: random.Random):
@@ -345,10 +346,14 @@ def check_evolution_sizes(population_size: int, tournament_size: int) -> None:
                      f'got {tournament_size}')
 
 
-
 def zero_cost_count(fraction: float) -> int:
   """Candidates drawn per proposal so that the best `fraction` of them is one."""
   return max(1, int(math.ceil(1.0 / fraction - 1e-9)))
+
+
+def _check_eta(eta: int) -> None:
+  if int(eta) < 2:
+    raise ValueError(f'--eta must be >= 2, got {eta}')
 
 
 def rung_steps(total_steps: int, eta: int, num_rungs: int) -> list[int]:
@@ -361,8 +366,7 @@ def rung_steps(total_steps: int, eta: int, num_rungs: int) -> list[int]:
     ValueError: naming the flag, for eta < 2, fewer than 1 rung, or a schedule whose
       first rung would have no step.
   """
-  if int(eta) < 2:
-    raise ValueError(f'--eta must be >= 2, got {eta}')
+  _check_eta(eta)
   if int(num_rungs) < 1:
     raise ValueError(f'--num_rungs must be >= 1, got {num_rungs}')
   if int(total_steps) < int(eta) ** (int(num_rungs) - 1):
@@ -393,8 +397,7 @@ class SuccessiveHalvingOracle(DensePredictionCellOracle):
 
   def __init__(self, num_branches: int, max_trials: int, *, steps: Sequence[int],
                eta: int = 3, **kwargs):
-    if int(eta) < 2:
-      raise ValueError(f'--eta must be >= 2, got {eta}')
+    _check_eta(eta)
     super().__init__(num_branches, max_trials, **kwargs)
     self.steps = [int(s) for s in steps]
     self.eta = int(eta)
@@ -418,8 +421,7 @@ class SuccessiveHalvingOracle(DensePredictionCellOracle):
     for trial in self.trials.values():
       by_rung.setdefault(self.rung(trial), []).append(trial)
     for rung in reversed(range(len(self.steps) - 1)):
-      done = sorted((t for t in by_rung.get(rung, [])
-                     if t.status == _STATUS.COMPLETED and t.score is not None),
+      done = sorted(filter(_scored, by_rung.get(rung, [])),
                     key=lambda t: (-t.score, t.trial_id))
       promoted = {t.hyperparameters.values['cell_hash'] for t in by_rung.get(rung + 1, [])}
       for trial in done[:len(done) // self.eta]:
