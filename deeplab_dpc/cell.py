@@ -150,10 +150,10 @@ def load_cell(path: str) -> tuple[Branch, ...]:
     FileNotFoundError: if the file does not exist.
     ValueError: if it is not JSON or not a valid cell; the message names the file.
   """
-  if not os.path.isfile(path):
+  if not fileio.isfile(path):
     raise FileNotFoundError(f'dense_prediction_cell_json: no such file: {path}')
   try:
-    with open(path, encoding='utf-8') as f:
+    with fileio.open_file(path, encoding='utf-8') as f:
       obj = json.loads(f.read())
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise ValueError(f'{path}: not a JSON file ({e})') from None

@@ -23,6 +23,7 @@ from absl import logging
 import numpy as np
 
 from deeplab_dpc import constants
+from deeplab_dpc import fileio
 from deeplab_dpc.heads import aspp as aspp_lib
 from deeplab_dpc.model import MODEL_NAME
 
@@ -62,13 +63,13 @@ def _backbone_scope(model) -> str:
 def _resolve(path: str, flag: str) -> str:
   """Accepts a checkpoint prefix or a directory holding checkpoints."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if os.path.isdir(path):
+  if fileio.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if latest is None:
       raise FileNotFoundError(f'--{flag}: no checkpoint in directory {path}')
     return latest
-  if not os.path.exists(path + '.index'):
-    if os.path.exists(path):
+  if not fileio.exists(path + '.index'):
+    if fileio.exists(path):
       raise ValueError(f'--{flag}: {path} is not a checkpoint (give the prefix, '
                        'e.g. model.ckpt, not one of its files)'
                        if not path.endswith(('.index', '.data-00000-of-00001')) else
@@ -103,17 +104,29 @@ def _checkpoint_variables(reader) -> dict[str, tuple[str, tuple[int, ...]]]:
   return out
 
 
+def load_reader(path: str):
+  """`tf.train.load_checkpoint` of a prefix or a folder, on any filesystem.
+
+  TensorFlow's own takes a prefix for a folder on filesystems that call any prefix
+  of a file name a folder (ram://: `ckpt-2` when `ckpt-2.index` exists).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if fileio.isdir(path):
+    return tf.train.load_checkpoint(path)
+  return tf.compat.v1.train.NewCheckpointReader(path)
+
+
 def variable_names(path: str) -> list[str]:
   """Original names of the variables in a checkpoint (TF1 or ours), training state excluded."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return sorted(name for name in _checkpoint_variables(tf.train.load_checkpoint(path))
+  return sorted(name for name in _checkpoint_variables(load_reader(path))
                 if not _TRAINING_STATE.search(name))
 
 
 def is_object_based(path: str) -> bool:
   """True for TF2 object-based checkpoints (ours), False for name-based (TF1)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return _OBJECT_GRAPH_KEY in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+  return _OBJECT_GRAPH_KEY in load_reader(path).get_variable_to_shape_map()
 
 
 def _reader(path: str, flag: str):
@@ -121,7 +134,7 @@ def _reader(path: str, flag: str):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   path = _resolve(path, flag)
   try:
-    return path, tf.train.load_checkpoint(path)
+    return path, load_reader(path)
   except Exception as e:  # pylint: disable=broad-except
     raise UnreadableCheckpointError(f'--{flag}: {path} is not a readable checkpoint '
                                     f'({_one_line(e)})') from None

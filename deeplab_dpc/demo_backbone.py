@@ -83,7 +83,7 @@ def require_checkpoint_files(path: str, flag: str) -> None:
   if not path:
     raise ValueError(f'--{flag} is empty; the demo needs a {MODEL_VARIANT} '
                      f'x{DEPTH_MULTIPLIER} backbone checkpoint')
-  if not (os.path.exists(path + '.index') or os.path.isdir(path)):
+  if not (fileio.exists(path + '.index') or fileio.isdir(path)):
     raise FileNotFoundError(f'--{flag}={path}: no checkpoint there (no {path}.index); the '
                             f'shipped one is {PRETRAINED_CHECKPOINT}')
 
@@ -149,7 +149,7 @@ def pretrain(output_dir: str, work_dir: str, config: PretrainConfig = PretrainCo
       seed=config.seed, log_steps=log_steps, save_summaries_steps=log_steps * 5,
       save_interval_secs=120))
   seconds = time.perf_counter() - start
-  os.makedirs(output_dir, exist_ok=True)
+  fileio.makedirs(output_dir)
   prefix = demo_pipeline.write_backbone_checkpoint(trained['model'],
                                                    os.path.join(output_dir, CHECKPOINT_NAME))
   runner = evaluator.Evaluator(

@@ -400,9 +400,9 @@ def write_backbone_checkpoint(model, prefix: str) -> str:
 
 
 def _read_json(path: str) -> dict | None:
-  if not os.path.exists(path):
+  if not fileio.exists(path):
     return None
-  with open(path, encoding='utf-8') as f:
+  with fileio.open_file(path, encoding='utf-8') as f:
     return json.load(f)
 
 
@@ -529,7 +529,7 @@ def _final_result(result: dict, workdir: str, seed: int, cell) -> dict:
 
 def _final_run(config: DemoConfig, workdir: str, cell, seed: int) -> dict:
   """One final-recipe training of `cell` (the fit images) scored on demo val."""
-  os.makedirs(workdir, exist_ok=True)
+  fileio.makedirs(workdir)
   result = train_and_evaluate_cell(final_recipe(config), cell, workdir, seed)
   return _final_result(result, workdir, seed, cell)
 
@@ -540,7 +540,7 @@ def _final_from_rerank(config: DemoConfig, workdir: str, cell, rerank_row: dict)
   result_path = os.path.join(workdir, RESULT_FILE)
   previous = _read_json(result_path)
   if not (previous and previous.get('checkpoint') == rerank_row['checkpoint']):
-    os.makedirs(workdir, exist_ok=True)
+    fileio.makedirs(workdir)
     metrics = rerank.evaluate_cell(final_recipe(config), cell, rerank_row['checkpoint'],
                                    os.path.join(workdir, 'eval'))
     previous = dict(metrics, checkpoint=rerank_row['checkpoint'],
@@ -556,7 +556,7 @@ def _stage_winner(config: DemoConfig, reranked: dict) -> dict:
   cell = row['cell']
   workdir = os.path.join(config.output_dir, 'winner')
   cell_path = os.path.join(workdir, 'cell.json')
-  os.makedirs(workdir, exist_ok=True)
+  fileio.makedirs(workdir)
   cell_lib.save_cell(cell_lib.parse_cell(cell), cell_path)
   runs = [_final_from_rerank(config, os.path.join(workdir, f'seed{config.seed}'), cell, row)]
   runs += [_final_run(config, os.path.join(workdir, f'seed{seed}'), cell, seed)
@@ -573,7 +573,7 @@ def _stage_random(config: DemoConfig, winner_hash: str) -> list[dict]:
   for k, cell in enumerate(random_cells(config, winner_hash)):
     workdir = os.path.join(config.output_dir, 'random',
                            f'{k}_{search_space.cell_hash(cell)[:8]}')
-    os.makedirs(workdir, exist_ok=True)
+    fileio.makedirs(workdir)
     cell_path = os.path.join(workdir, 'cell.json')
     cell_lib.save_cell(cell_lib.parse_cell(cell), cell_path)
     run = _final_run(config, workdir, cell, config.seed)
@@ -643,7 +643,7 @@ def run(config: DemoConfig) -> dict:
   demo_backbone.require_checkpoint_files(config.resolved_backbone_checkpoint,
                                          'backbone_checkpoint')
   out = config.output_dir
-  os.makedirs(out, exist_ok=True)
+  fileio.makedirs(out)
   data_dir = os.path.join(out, 'data')
   rerank_data_dir = os.path.join(out, RERANK_DATA_DIR)
   stages = _Stages()
@@ -684,7 +684,7 @@ def run(config: DemoConfig) -> dict:
   noise = winner['seed_noise_std']
   margin = winner['miou'] - random_mean
   summary = {
-      'output_dir': os.path.abspath(out),
+      'output_dir': fileio.abspath(out),
       'reduced': config.reduced,
       'seed': config.seed,
       'config': dataclasses.asdict(config),
@@ -695,7 +695,7 @@ def run(config: DemoConfig) -> dict:
           'feature_cache': cache['cache_dir'],
           'search_dir': search_dir,
           'trials': os.path.join(search_dir, 'trials.jsonl'),
-          'best_cells': sorted(os.path.join(best_dir, f) for f in os.listdir(best_dir)
+          'best_cells': sorted(os.path.join(best_dir, f) for f in fileio.listdir(best_dir)
                                if f.startswith('rank_') and f.endswith('.json')),
           'rerank_report': os.path.join(search_dir, 'rerank.json'),
           'winner_cell': winner['cell_file'],

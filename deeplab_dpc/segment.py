@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from deeplab_dpc import fileio
 from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import image_io
 
@@ -56,13 +57,13 @@ def _to_rgb(image: Image.Image, path: str) -> np.ndarray:
 
 def _read(path: str, decode: bool):
   """uint8 [H, W, 3] (decode) or (height, width) of an image file; errors name the file."""
-  if not os.path.isfile(path):
+  if not fileio.isfile(path):
     raise FileNotFoundError(f'--image: no such file: {path}')
   try:
     with warnings.catch_warnings():
       # Too many pixels is an error below, not a warning on stderr.
       warnings.simplefilter('error', Image.DecompressionBombWarning)
-      with Image.open(path) as image:
+      with fileio.open_file(path, 'rb') as f, Image.open(f) as image:
         if not decode:
           return image.size[::-1]
         image.load()
@@ -96,10 +97,10 @@ def image_size(path: str) -> tuple[int, int]:
 def read_export_options(saved_model_dir: str) -> dict | None:
   """The export's `assets/deeplab_options.json`, or None when the export has none."""
   path = os.path.join(saved_model_dir, 'assets', OPTIONS_ASSET)
-  if not os.path.isfile(path):
+  if not fileio.isfile(path):
     return None
   try:
-    with open(path, encoding='utf-8') as f:
+    with fileio.open_file(path, encoding='utf-8') as f:
       return json.load(f)
   except (OSError, ValueError) as e:
     raise ValueError(f'--saved_model: {path} is not readable JSON ({e})') from None
@@ -116,11 +117,11 @@ def export_colormap(export_options: dict | None):
 
 def check_saved_model_dir(saved_model_dir: str) -> None:
   """Raises naming `--saved_model` when the folder is not a SavedModel."""
-  if not os.path.exists(saved_model_dir):
+  if not fileio.exists(saved_model_dir):
     raise FileNotFoundError(f'--saved_model: no SavedModel directory {saved_model_dir}')
-  if not os.path.isdir(saved_model_dir):
+  if not fileio.isdir(saved_model_dir):
     raise ValueError(f'--saved_model={saved_model_dir} is a file, not a SavedModel folder')
-  if not any(os.path.isfile(os.path.join(saved_model_dir, name))
+  if not any(fileio.isfile(os.path.join(saved_model_dir, name))
              for name in ('saved_model.pb', 'saved_model.pbtxt')):
     raise ValueError(f'--saved_model={saved_model_dir} is not a SavedModel folder (no '
                      'saved_model.pb): pass the --export_path of export.py')
@@ -128,12 +129,12 @@ def check_saved_model_dir(saved_model_dir: str) -> None:
 
 def check_output_dir(output_dir: str) -> None:
   """Raises naming `--output_dir` when it (or a folder above it) is a file."""
-  path = os.path.abspath(output_dir)
-  while not os.path.exists(path):
+  path = fileio.abspath(output_dir)
+  while not fileio.exists(path):
     path = os.path.dirname(path)
-  if os.path.isdir(path):
+  if fileio.isdir(path):
     return
-  if path == os.path.abspath(output_dir):
+  if path == fileio.abspath(output_dir):
     raise ValueError(f'--output_dir={output_dir} is a file, not a folder')
   raise ValueError(f'--output_dir={output_dir}: {path} is a file, not a folder')
 

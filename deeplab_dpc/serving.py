@@ -34,8 +34,6 @@ from checkpoints.
 import json
 import os
 import re
-import shutil
-import tempfile
 
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
@@ -228,19 +226,19 @@ def freeze(serve):
 def _foreign_files(path: str) -> list[str]:
   """What in the folder `path` is not part of a SavedModel export (relative paths)."""
   foreign = []
-  for name in sorted(os.listdir(path)):
+  for name in sorted(fileio.listdir(path)):
     full = os.path.join(path, name)
     if name not in _EXPORT_TOP_LEVEL:
       foreign.append(name)
-    elif name in ('variables', 'assets') and not os.path.isdir(full):
+    elif name in ('variables', 'assets') and not fileio.isdir(full):
       foreign.append(name)
     elif name == 'variables':
-      foreign += [f'variables/{n}' for n in sorted(os.listdir(full))
+      foreign += [f'variables/{n}' for n in sorted(fileio.listdir(full))
                   if not _EXPORT_VARIABLES.match(n)
-                  or not os.path.isfile(os.path.join(full, n))]
+                  or not fileio.isfile(os.path.join(full, n))]
     elif name == 'assets':
-      foreign += [f'assets/{n}' for n in sorted(os.listdir(full)) if n != OPTIONS_ASSET]
-    elif not os.path.isfile(full):
+      foreign += [f'assets/{n}' for n in sorted(fileio.listdir(full)) if n != OPTIONS_ASSET]
+    elif not fileio.isfile(full):
       foreign.append(name)
   return foreign
 
@@ -251,9 +249,9 @@ def is_saved_model_export(path: str) -> bool:
   A SavedModel export holds `saved_model.pb`, `assets/deeplab_options.json`
   and optionally `fingerprint.pb` and `variables/variables.{index,data-*}`.
   """
-  return (os.path.isdir(path) and not os.path.islink(path)
-          and os.path.isfile(os.path.join(path, 'saved_model.pb'))
-          and os.path.isfile(os.path.join(path, 'assets', OPTIONS_ASSET))
+  return (fileio.isdir(path) and not fileio.islink(path)
+          and fileio.isfile(os.path.join(path, 'saved_model.pb'))
+          and fileio.isfile(os.path.join(path, 'assets', OPTIONS_ASSET))
           and not _foreign_files(path))
 
 
@@ -271,20 +269,20 @@ def check_export_path(export_path: str, overwrite: bool = False) -> None:
   Raises:
     ValueError: Naming `--export_path`, what is in the way and `--overwrite`.
   """
-  path = os.path.abspath(export_path)
+  path = fileio.abspath(export_path)
   parent = os.path.dirname(path)
   # The nearest existing ancestor must be a folder, or makedirs fails later.
   ancestor = parent
-  while not os.path.exists(ancestor):
+  while not fileio.exists(ancestor):
     ancestor = os.path.dirname(ancestor)
-  if not os.path.isdir(ancestor):
+  if not fileio.isdir(ancestor):
     raise ValueError(f'--export_path={export_path}: {ancestor} is a file, not a folder')
-  if overwrite or not os.path.lexists(path):
+  if overwrite or not fileio.lexists(path):
     return
-  if os.path.islink(path) or not os.path.isdir(path):
+  if fileio.islink(path) or not fileio.isdir(path):
     raise ValueError(f'--export_path={export_path} is a file, not a SavedModel folder; '
                      'choose another path or pass --overwrite to replace it')
-  if not os.listdir(path) or is_saved_model_export(path):
+  if not fileio.listdir(path) or is_saved_model_export(path):
     return
   foreign = _foreign_files(path)
   shown = ', '.join(foreign[:3]) + (f' and {len(foreign) - 3} more' if len(foreign) > 3 else '')
@@ -299,27 +297,6 @@ def _umask() -> int:
   mask = os.umask(0o022)
   os.umask(mask)
   return mask
-
-
-def _replace_directory(tmp: str, path: str) -> None:
-  """Moves the finished folder `tmp` onto `path`, whatever is there.
-
-  The old contents are renamed aside first and removed only once `tmp` is in
-  place, so a failure in between leaves one of the two complete.
-  """
-  if not os.path.lexists(path):
-    os.replace(tmp, path)
-    return
-  aside = tempfile.mkdtemp(dir=os.path.dirname(path), prefix='.old-export-')
-  old = os.path.join(aside, 'old')
-  os.replace(path, old)
-  try:
-    os.replace(tmp, path)
-  except BaseException:
-    os.replace(old, path)
-    shutil.rmtree(aside)
-    raise
-  shutil.rmtree(aside)
 
 
 def dataset_settings(descriptor) -> dict:
@@ -367,19 +344,20 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
                                   min_resize_value=min_resize_value,
                                   max_resize_value=max_resize_value,
                                   resize_factor=resize_factor))
-  export_path = os.path.abspath(export_path)
+  export_path = fileio.abspath(export_path)
   parent = os.path.dirname(export_path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix='.tmp-export-')
+  fileio.makedirs(parent)
+  tmp = fileio.make_temp_dir(parent, '.tmp-export-')
   try:
-    # mkdtemp creates the folder 0700; an export is meant to be shared like
-    # any other folder the user creates.
-    os.chmod(tmp, 0o777 & ~_umask())
+    if fileio.is_local(tmp):
+      # mkdtemp creates the folder 0700; an export is meant to be shared like
+      # any other folder the user creates.
+      os.chmod(tmp, 0o777 & ~_umask())
     try:
       module = tf.Module()
       module.serve = serve
       tf.saved_model.save(module, tmp, signatures={'serving_default': serve})
-      os.makedirs(os.path.join(tmp, 'assets'), exist_ok=True)
+      fileio.makedirs(os.path.join(tmp, 'assets'))
       settings = {'model_options': model.options.to_dict(),
                   'inference_scales': list(inference_scales),
                   'add_flipped_images': bool(add_flipped_images),
@@ -398,8 +376,8 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
     # Checked again just before replacing: the folder may have changed during
     # the export.
     check_export_path(export_path, overwrite)
-    _replace_directory(tmp, export_path)
+    fileio.replace_directory(tmp, export_path)
   finally:
-    if os.path.exists(tmp):
-      shutil.rmtree(tmp)
+    if fileio.exists(tmp):
+      fileio.rmtree(tmp)
   return export_path

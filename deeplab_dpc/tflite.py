@@ -218,7 +218,7 @@ def interpreter(model, num_threads=None):
     num_threads: Interpreter threads; None: the runtime's default.
   """
   if isinstance(model, (str, os.PathLike)):
-    if not os.path.isfile(model):
+    if not fileio.isfile(model):
       raise FileNotFoundError(f'--tflite_path: no such file: {model}')
     kwargs = {'model_path': os.fspath(model)}
   else:

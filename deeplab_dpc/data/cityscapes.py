@@ -11,12 +11,12 @@ is mapped through the official cityscapesscripts label table.
 """
 
 import functools
-import glob
 import os
 
 import numpy as np
 
 from deeplab_dpc import constants
+from deeplab_dpc import fileio
 from deeplab_dpc.data import descriptors
 from deeplab_dpc.data import image_io
 from deeplab_dpc.data import shard_writer
@@ -72,27 +72,28 @@ def list_split(cityscapes_root, split):
   """
   split = descriptors.CITYSCAPES.canonical_split(split)
   image_root = os.path.join(cityscapes_root, _IMAGE_FOLDER)
-  if not os.path.isdir(image_root):
+  if not fileio.isdir(image_root):
     raise FileNotFoundError(
         f'{cityscapes_root} does not have the Cityscapes layout: no {_IMAGE_FOLDER}/ '
         'folder (expected leftImg8bit/<split>/<city>/*_leftImg8bit.png and gtFine/).')
   files = []
   for image_subdir, gt_folder in _SPLIT_PARTS[split]:
     image_dir = os.path.join(image_root, image_subdir)
-    if not os.path.isdir(image_dir):
+    if not fileio.isdir(image_dir):
       raise FileNotFoundError(f'Split {split} needs the folder {image_dir}, which is missing.')
     gt_dir = os.path.join(cityscapes_root, gt_folder, image_subdir)
-    if not os.path.isdir(gt_dir):
+    if not fileio.isdir(gt_dir):
       raise FileNotFoundError(f'Split {split} needs the annotation folder {gt_dir}, '
                               'which is missing.')
-    pattern = os.path.join(glob.escape(image_dir), '*', '*' + _IMAGE_SUFFIX)
-    for image_path in sorted(glob.glob(pattern)):
+    image_paths = [path for city_dir in fileio.glob_in(image_dir, '*')
+                   for path in fileio.glob_in(city_dir, '*' + _IMAGE_SUFFIX)]
+    for image_path in sorted(image_paths):
       city = os.path.basename(os.path.dirname(image_path))
       stem = os.path.basename(image_path)[:-len(_IMAGE_SUFFIX)]
       prefix = os.path.join(gt_dir, city, f'{stem}_{gt_folder}')
-      if os.path.isfile(prefix + '_labelTrainIds.png'):
+      if fileio.isfile(prefix + '_labelTrainIds.png'):
         files.append((image_path, prefix + '_labelTrainIds.png', True))
-      elif os.path.isfile(prefix + '_labelIds.png'):
+      elif fileio.isfile(prefix + '_labelIds.png'):
         files.append((image_path, prefix + '_labelIds.png', False))
       else:
         raise FileNotFoundError(

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab_dpc import constants
+from deeplab_dpc import fileio
 from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import dataset_info
 from deeplab_dpc.data import image_io
@@ -195,10 +196,10 @@ def read_color_map(path, class_names, ignore_label):
     ValueError: A missing or malformed file, or a bad entry; the message
       names the file and the entry.
   """
-  if not os.path.isfile(path):
+  if not fileio.isfile(path):
     _fail(f'--color_map={path} does not exist.')
   try:
-    with open(path, encoding='utf-8') as f:
+    with fileio.open_file(path, encoding='utf-8') as f:
       content = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     _fail(f'--color_map={path} is not valid JSON: {e}')
@@ -230,13 +231,13 @@ def read_color_map(path, class_names, ignore_label):
 
 def _list_folder_files(folder, flag, formats, what):
   """Dict stem -> path of the files of `folder` with one of `formats` (any case)."""
-  if not os.path.isdir(folder):
+  if not fileio.isdir(folder):
     _fail(f'{flag}={folder} is not a folder.')
   by_stem = {}
-  for name in sorted(os.listdir(folder)):
+  for name in sorted(fileio.listdir(folder)):
     stem, ext = os.path.splitext(name)
     path = os.path.join(folder, name)
-    if name.startswith('.') or ext[1:].lower() not in formats or not os.path.isfile(path):
+    if name.startswith('.') or ext[1:].lower() not in formats or not fileio.isfile(path):
       continue
     if stem in by_stem:
       _fail(f'{flag}={folder} has two {what}s of stem {stem!r}: '
@@ -247,7 +248,7 @@ def _list_folder_files(folder, flag, formats, what):
 
 def _other_files(folder, stem):
   """Names of the files of `folder` with stem `stem` (any extension), for hints."""
-  return sorted(n for n in os.listdir(folder) if os.path.splitext(n)[0] == stem)
+  return sorted(n for n in fileio.listdir(folder) if os.path.splitext(n)[0] == stem)
 
 
 def _missing_image_message(stem, image_folder, formats, where):
@@ -276,7 +277,7 @@ def _check_all_found(missing, what):
 
 def _splits_from_lists(list_folder, images, masks, image_folder, mask_folder, formats):
   """Dict split -> stems from the `<split>.txt` lists of `list_folder`."""
-  if not os.path.isdir(list_folder):
+  if not fileio.isdir(list_folder):
     _fail(f'--list_folder={list_folder} is not a folder.')
   names = voc.available_splits(list_folder)
   if not names:
@@ -493,7 +494,7 @@ def read_pair(stem, image_path, mask_path, num_classes, ignore_label, color_map=
       map or with colours not in it; the message names the file.
   """
   _, image_format, height, width = image_io.read_image(image_path)
-  with Image.open(image_path) as image:
+  with fileio.open_file(image_path, 'rb') as f, Image.open(f) as image:
     image_mode = image.mode  # The header only: read_image decoded it already.
   label, stored, palette = _read_mask(mask_path, color_map, table)
   image_io.check_same_size(image_path, (height, width), mask_path, label.shape)
@@ -580,10 +581,10 @@ def _palette_colormap(pairs, num_classes):
 def _to_example(pair):
   """The serialized example of a checked `Pair`."""
   if pair.image_mode == 'RGB':
-    with open(pair.image_path, 'rb') as f:
+    with fileio.open_file(pair.image_path, 'rb') as f:
       image_bytes, image_format = f.read(), pair.image_format
   else:
-    with Image.open(pair.image_path) as image:
+    with fileio.open_file(pair.image_path, 'rb') as f, Image.open(f) as image:
       image_bytes = image_io.encode_png(np.asarray(image.convert('RGB')))
     image_format = 'png'
   return tfrecord.encode_example(image_bytes, pair.label_bytes, pair.stem, pair.height,
@@ -659,8 +660,8 @@ def build(output_dir, image_folder, semantic_segmentation_folder, *, list_folder
   # An info file of an earlier build would describe a half-rebuilt folder if
   # this build were killed; without one, readers refuse the folder.
   stale_info = dataset_info.info_path(output_dir)
-  if os.path.exists(stale_info):
-    os.remove(stale_info)
+  if fileio.exists(stale_info):
+    fileio.remove(stale_info)
   for split, split_stems in splits.items():
     shard_writer.write_split(output_dir, split, [pairs[s] for s in split_stems], _to_example,
                              num_shards)

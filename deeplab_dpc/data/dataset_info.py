@@ -34,7 +34,7 @@ def info_path(dataset_dir: str) -> str:
 
 def has_dataset_info(dataset_dir: str | None) -> bool:
   """Whether `dataset_dir` holds a `dataset_info.json`."""
-  return bool(dataset_dir) and os.path.isfile(info_path(dataset_dir))
+  return bool(dataset_dir) and fileio.isfile(info_path(dataset_dir))
 
 
 def _validate(info, path: str) -> dict:
@@ -125,12 +125,12 @@ def read_dataset_info(dataset_dir: str) -> dict:
     ValueError: not JSON, or a bad field (named, with the file).
   """
   path = info_path(dataset_dir)
-  if not os.path.isfile(path):
+  if not fileio.isfile(path):
     raise FileNotFoundError(
         f'--dataset_dir={dataset_dir} has no {DATASET_INFO_FILE}: build the folder with '
         'datasets/build_custom_data.py, or name a built-in dataset with --dataset')
   try:
-    with open(path, encoding='utf-8') as f:
+    with fileio.open_file(path, encoding='utf-8') as f:
       info = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise ValueError(f'{path} is not valid JSON ({e}); rebuild it with '

@@ -19,10 +19,10 @@ _FORMAT_BY_PIL = {'PNG': 'png', 'JPEG': 'jpeg'}
 
 def _open(path, what, listed_in=None):
   """Opens and fully decodes an image file, naming it in every error."""
-  if not os.path.isfile(path):
+  if not fileio.isfile(path):
     where = f' (listed in {listed_in})' if listed_in else ''
     raise FileNotFoundError(f'{what} file {path}{where} does not exist.')
-  with open(path, 'rb') as f:
+  with fileio.open_file(path, 'rb') as f:
     data = f.read()
   try:
     image = Image.open(io.BytesIO(data))

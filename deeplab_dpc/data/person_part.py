@@ -14,6 +14,7 @@ Ids lists are tried first; in pair lists the paths are relative to the root.
 
 import os
 
+from deeplab_dpc import fileio
 from deeplab_dpc.data import descriptors
 from deeplab_dpc.data import image_io
 from deeplab_dpc.data import shard_writer
@@ -29,7 +30,7 @@ DEFAULT_LIST_FOLDER = 'pascal_person_part_trainval_list'
 def _find_list(list_folder, split):
   for name in (f'{split}_id.txt', f'{split}.txt'):
     path = os.path.join(list_folder, name)
-    if os.path.isfile(path):
+    if fileio.isfile(path):
       return path
   raise FileNotFoundError(f'No list for split {split!r}: neither {split}_id.txt nor '
                           f'{split}.txt in {list_folder}.')
@@ -43,17 +44,17 @@ def list_split(person_part_root, split, list_folder=None):
     ValueError: If a list line is malformed or the list is empty.
   """
   for folder in (IMAGE_FOLDER, LABEL_FOLDER):
-    if not os.path.isdir(os.path.join(person_part_root, folder)):
+    if not fileio.isdir(os.path.join(person_part_root, folder)):
       raise FileNotFoundError(
           f'{person_part_root} does not have the PASCAL-Person-Part layout: no {folder}/ '
           f'folder (expected {IMAGE_FOLDER}/, {LABEL_FOLDER}/ and list files).')
   if list_folder is None:
     list_folder = os.path.join(person_part_root, DEFAULT_LIST_FOLDER)
-    if not os.path.isdir(list_folder):
+    if not fileio.isdir(list_folder):
       list_folder = person_part_root
   list_path = _find_list(list_folder, split)
   entries = []
-  with open(list_path) as f:
+  with fileio.open_file(list_path) as f:
     for line_number, line in enumerate(f, start=1):
       fields = line.split()
       if not fields:

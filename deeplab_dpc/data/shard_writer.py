@@ -18,6 +18,7 @@ import re
 from absl import logging
 import tensorflow as tf
 
+from deeplab_dpc import fileio
 from deeplab_dpc.data import tfrecord
 
 
@@ -46,14 +47,13 @@ def remove_leftover_temp_files(output_dir, split):
   Returns:
     The paths removed.
   """
-  pattern = os.path.join(glob.escape(output_dir),
-                         f'.{glob.escape(split)}-?????-of-?????.tfrecord.tmp-*')
+  pattern = f'.{glob.escape(split)}-?????-of-?????.tfrecord.tmp-*'
   removed = []
-  for path in sorted(glob.glob(pattern)):
+  for path in fileio.glob_in(output_dir, pattern):
     match = _TEMP_SUFFIX.search(path)
     if not match or _is_running(int(match.group(1))):
       continue
-    os.remove(path)
+    fileio.remove(path)
     removed.append(path)
     logging.info('Removed %s, left by a killed build', path)
   return removed
@@ -83,7 +83,7 @@ def write_split(output_dir, split, items, to_example, num_shards):
     raise ValueError(f'--num_shards must be at least 1, got {num_shards}.')
   if not items:
     raise ValueError(f'Split {split!r} is empty: no examples to write to {output_dir}.')
-  os.makedirs(output_dir, exist_ok=True)
+  fileio.makedirs(output_dir)
   remove_leftover_temp_files(output_dir, split)
   per_shard = int(math.ceil(len(items) / num_shards))
   paths, temp_paths = [], []
@@ -99,14 +99,14 @@ def write_split(output_dir, split, items, to_example, num_shards):
           writer.write(to_example(item))
       paths.append(path)
     for temp_path, path in zip(temp_paths, paths):
-      os.replace(temp_path, path)
+      fileio.replace(temp_path, path)
       logging.info('Wrote %s', path)
   finally:
     for temp_path in temp_paths:
-      if os.path.exists(temp_path):
-        os.remove(temp_path)
+      if fileio.exists(temp_path):
+        fileio.remove(temp_path)
   for stale in sorted(set(tfrecord.shard_paths(output_dir, split)) - set(paths)):
-    os.remove(stale)
+    fileio.remove(stale)
     logging.info('Removed stale shard %s from an earlier build', stale)
   return paths
 

@@ -12,6 +12,8 @@ import struct
 
 import tensorflow as tf
 
+from deeplab_dpc import fileio
+
 IMAGE_ENCODED = 'image/encoded'
 IMAGE_FILENAME = 'image/filename'
 IMAGE_FORMAT = 'image/format'
@@ -244,7 +246,7 @@ def read_examples(path, with_label=True):
     ValueError: If a record is invalid; the message names the file and the
       record index.
   """
-  if not os.path.exists(path):
+  if not fileio.exists(path):
     raise FileNotFoundError(f'TFRecord file {path} does not exist.')
   index = 0
   try:
@@ -269,9 +271,8 @@ def _shard_regex(split):
 def shard_paths(directory, split):
   """Every file of `directory` named as a shard of `split`, sorted, whatever its set."""
   regex = _shard_regex(split)
-  return sorted(path for path in glob.glob(os.path.join(glob.escape(directory),
-                                                        FILE_PATTERN % glob.escape(split)))
-                if regex.match(os.path.basename(path)))
+  return [path for path in fileio.glob_in(directory, FILE_PATTERN % glob.escape(split))
+          if regex.match(os.path.basename(path))]
 
 
 def find_shards(directory, split):
@@ -340,8 +341,8 @@ def check_framing(path):
     ValueError: `<path>: truncated TFRecord file ...`.
   """
   count = 0
-  with open(path, 'rb') as f:
-    size = os.fstat(f.fileno()).st_size
+  size = fileio.getsize(path)
+  with fileio.open_file(path, 'rb') as f:
     offset = 0
     while offset < size:
       header = f.read(8)

@@ -13,11 +13,12 @@ Its ids come from `train_aug.txt` in the list folder when present, otherwise
 they are all augmented ids plus VOC train, minus VOC val: 10582 images.
 """
 
-import glob
+import io
 import os
 
 import numpy as np
 
+from deeplab_dpc import fileio
 from deeplab_dpc.data import descriptors
 from deeplab_dpc.data import image_io
 from deeplab_dpc.data import shard_writer
@@ -30,13 +31,13 @@ TRAIN_AUG = 'train_aug'
 def default_folders(voc_root):
   """Returns (image_folder, semantic_segmentation_folder, list_folder) under a VOC2012 root."""
   raw = os.path.join(voc_root, 'SegmentationClassRaw')
-  labels = raw if os.path.isdir(raw) else os.path.join(voc_root, 'SegmentationClass')
+  labels = raw if fileio.isdir(raw) else os.path.join(voc_root, 'SegmentationClass')
   return (os.path.join(voc_root, 'JPEGImages'), labels,
           os.path.join(voc_root, 'ImageSets', 'Segmentation'))
 
 
 def _check_folder(path, flag):
-  if not os.path.isdir(path):
+  if not fileio.isdir(path):
     raise FileNotFoundError(f'{flag}={path} is not a folder; expected the PASCAL VOC 2012 '
                             'layout VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,'
                             'ImageSets/Segmentation}.')
@@ -49,9 +50,9 @@ def read_list(list_path):
     FileNotFoundError: If the list file is missing.
     ValueError: If it has no ids.
   """
-  if not os.path.isfile(list_path):
+  if not fileio.isfile(list_path):
     raise FileNotFoundError(f'List file {list_path} does not exist.')
-  with open(list_path) as f:
+  with fileio.open_file(list_path) as f:
     ids = [line.strip() for line in f if line.strip()]
   if not ids:
     raise ValueError(f'Split list {list_path} is empty.')
@@ -60,20 +61,20 @@ def read_list(list_path):
 
 def available_splits(list_folder):
   """Returns the split names of the `*.txt` lists in `list_folder`, sorted."""
-  return sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(glob.escape(
-      list_folder), '*.txt')))
+  return sorted(os.path.basename(p)[:-4] for p in fileio.glob_in(list_folder, '*.txt'))
 
 
 def _aug_label_dir(aug_folder):
   # SBD ships `dataset/cls/*.mat`; accept its root, its `dataset/` or `cls/`.
   for candidate in (os.path.join(aug_folder, 'dataset', 'cls'), os.path.join(aug_folder, 'cls')):
-    if os.path.isdir(candidate):
+    if fileio.isdir(candidate):
       return candidate
   return aug_folder
 
 
 def _aug_ids(aug_dir):
-  ids = {os.path.splitext(n)[0] for n in os.listdir(aug_dir) if n.endswith(('.png', '.mat'))}
+  ids = {os.path.splitext(n)[0] for n in fileio.listdir(aug_dir)
+         if n.endswith(('.png', '.mat'))}
   if not ids:
     raise FileNotFoundError(f'--train_aug_label_folder={aug_dir} has no .png or .mat labels.')
   return ids
@@ -91,7 +92,9 @@ def read_sbd_mat(path):
     raise ValueError(f'Reading SBD label {path} needs scipy (pip install scipy); or give '
                      'the SegmentationClassAug PNG folder instead.') from None
   try:
-    mat = scipy_io.loadmat(path, mat_dtype=False, squeeze_me=True, struct_as_record=False)
+    with fileio.open_file(path, 'rb') as f:
+      mat = scipy_io.loadmat(io.BytesIO(f.read()), mat_dtype=False, squeeze_me=True,
+                             struct_as_record=False)
     label = np.asarray(mat['GTcls'].Segmentation)
   except (KeyError, AttributeError, ValueError, OSError) as e:
     raise ValueError(f'{path} is not an SBD class label file: {e}') from None
@@ -128,7 +131,7 @@ def list_split(image_folder, semantic_segmentation_folder, list_folder, split,
     _check_folder(train_aug_label_folder, '--train_aug_label_folder')
     aug_dir = _aug_label_dir(train_aug_label_folder)
     aug_ids = _aug_ids(aug_dir)
-    if os.path.isfile(list_path):
+    if fileio.isfile(list_path):
       ids = read_list(list_path)
     else:
       train = read_list(os.path.join(list_folder, 'train.txt'))
@@ -139,7 +142,7 @@ def list_split(image_folder, semantic_segmentation_folder, list_folder, split,
     for image_id in ids:
       label_path = os.path.join(semantic_segmentation_folder, image_id + '.png')
       for ext in ('.png', '.mat'):
-        if os.path.isfile(os.path.join(aug_dir, image_id + ext)):
+        if fileio.isfile(os.path.join(aug_dir, image_id + ext)):
           label_path = os.path.join(aug_dir, image_id + ext)
           break
       entries.append((os.path.join(image_folder, f'{image_id}.{image_format}'),
@@ -156,7 +159,7 @@ def to_example(entry):
   image_path, label_path, image_id, list_path = entry
   image_bytes, image_format, height, width = image_io.read_image(image_path, list_path)
   if label_path.endswith('.mat'):
-    if not os.path.isfile(label_path):
+    if not fileio.isfile(label_path):
       raise FileNotFoundError(f'Label file {label_path} (listed in {list_path}) does '
                               'not exist.')
     label, storable, label_bytes = read_sbd_mat(label_path), False, None

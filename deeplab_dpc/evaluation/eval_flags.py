@@ -9,6 +9,7 @@ import os
 from absl import flags
 
 from deeplab_dpc import checkpoints
+from deeplab_dpc import fileio
 from deeplab_dpc import flags as model_flags
 from deeplab_dpc.evaluation import evaluator
 from deeplab_dpc.evaluation import watch
@@ -78,7 +79,7 @@ def check_checkpoint_classes() -> None:
     return
   from deeplab_dpc.training import trainer  # pylint: disable=g-import-not-at-top
   options_file = os.path.join(FLAGS.checkpoint_dir, trainer.OPTIONS_FILE)
-  if os.path.isfile(options_file):
+  if fileio.isfile(options_file):
     try:
       trained = trainer.read_options(FLAGS.checkpoint_dir).num_classes
     except (OSError, ValueError, TypeError, KeyError):

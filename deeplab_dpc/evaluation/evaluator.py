@@ -117,8 +117,8 @@ def prediction_function(model, eval_scales: Sequence[float] = (1.0,),
 def _count_tfrecords(path: str) -> int:
   """Records in an uncompressed TFRecord file, by skipping from header to header."""
   count = 0
-  with open(path, 'rb') as f:
-    size = os.fstat(f.fileno()).st_size
+  size = fileio.getsize(path)
+  with fileio.open_file(path, 'rb') as f:
     while f.tell() < size:
       header = f.read(8)
       if len(header) < 8:
@@ -381,7 +381,7 @@ def older_checkpoints(checkpoint_dir: str, path: str) -> list[str]:
            for p in state.all_model_checkpoint_paths]
   if path not in paths:
     return []
-  return [p for p in reversed(paths[:paths.index(path)]) if os.path.exists(p + '.index')]
+  return [p for p in reversed(paths[:paths.index(path)]) if fileio.exists(p + '.index')]
 
 
 def run_evaluation_loop(evaluator: Evaluator, checkpoint_dir: str, eval_interval_secs: float = 300,

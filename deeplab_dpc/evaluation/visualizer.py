@@ -23,6 +23,7 @@ from absl import logging
 import numpy as np
 
 from deeplab_dpc import checkpoints
+from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import image_io
@@ -100,9 +101,9 @@ def visualize_dataset(predict_fn: Callable, dataset, vis_logdir: str, colormap_n
     colormaps.colormap(colormap_name)  # An unknown name fails before any work.
   save_dir = os.path.join(vis_logdir, SEMANTIC_PREDICTION_SAVE_FOLDER)
   raw_save_dir = os.path.join(vis_logdir, RAW_SEMANTIC_PREDICTION_SAVE_FOLDER)
-  os.makedirs(save_dir, exist_ok=True)
+  fileio.makedirs(save_dir)
   if also_save_raw_predictions:
-    os.makedirs(raw_save_dir, exist_ok=True)
+    fileio.makedirs(raw_save_dir)
   index = 0
   for batch in evaluator_lib.iterate_batches(dataset,
                                              lambda: evaluator_lib.split_files(config)):

@@ -13,6 +13,8 @@ from typing import Callable, Iterator, Optional
 
 from absl import logging
 
+from deeplab_dpc import fileio
+
 # Where `tf.train.Checkpoint(global_step=...)` (our train.py) keeps the step.
 _OBJECT_GLOBAL_STEP_KEY = 'global_step/.ATTRIBUTES/VARIABLE_VALUE'
 # The original release's TF1 checkpoints.
@@ -23,7 +25,7 @@ _STEP_IN_NAME = re.compile(r'-(\d+)$')
 def latest_checkpoint(checkpoint_dir: str) -> Optional[str]:
   """The newest checkpoint prefix in `checkpoint_dir` (by its `checkpoint` file), or None."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not os.path.isdir(checkpoint_dir):
+  if not fileio.isdir(checkpoint_dir):
     return None
   return tf.train.latest_checkpoint(checkpoint_dir)
 
@@ -35,18 +37,18 @@ def resolve_checkpoint(path: str, flag: str) -> str:
     FileNotFoundError: naming `flag` when there is no checkpoint there.
   """
   for suffix in ('.index', '.meta'):
-    if path.endswith(suffix) and os.path.exists(path[:-len(suffix)] + '.index'):
+    if path.endswith(suffix) and fileio.exists(path[:-len(suffix)] + '.index'):
       return path[:-len(suffix)]
   if re.search(r'\.data-\d{5}-of-\d{5}$', path):
     prefix = path[:path.rindex('.data-')]
-    if os.path.exists(prefix + '.index'):
+    if fileio.exists(prefix + '.index'):
       return prefix
-  if os.path.isdir(path):
+  if fileio.isdir(path):
     latest = latest_checkpoint(path)
     if latest is None:
       raise FileNotFoundError(no_checkpoint_message(path, flag))
     return latest
-  if not os.path.exists(path + '.index'):
+  if not fileio.exists(path + '.index'):
     raise FileNotFoundError(f'--{flag}: no checkpoint at {path} (expected {path}.index)')
   return path
 
@@ -64,9 +66,9 @@ def check_checkpoint_dir(checkpoint_dir: str, max_count: int = 0, timeout_secs: 
     FileNotFoundError: A missing folder with a count and no timeout.
     ValueError: The path is a file.
   """
-  if os.path.isdir(checkpoint_dir):
+  if fileio.isdir(checkpoint_dir):
     return
-  if os.path.exists(checkpoint_dir):
+  if fileio.exists(checkpoint_dir):
     raise ValueError(f'--{flag}={checkpoint_dir} is a file, not a folder of checkpoints')
   if max_count > 0 and timeout_secs <= 0:
     raise FileNotFoundError(no_checkpoint_message(checkpoint_dir, flag))
@@ -75,7 +77,7 @@ def check_checkpoint_dir(checkpoint_dir: str, max_count: int = 0, timeout_secs: 
 
 
 def no_checkpoint_message(checkpoint_dir: str, flag: str = 'checkpoint_dir') -> str:
-  what = 'does not exist' if not os.path.isdir(checkpoint_dir) else 'holds no checkpoint'
+  what = 'does not exist' if not fileio.isdir(checkpoint_dir) else 'holds no checkpoint'
   return (f'--{flag}: {checkpoint_dir} {what} (expected a `checkpoint` index file naming '
           'ckpt-<step> files written by train.py, or an original TF1 checkpoint)')
 
@@ -89,7 +91,8 @@ def global_step_of(checkpoint_path: str) -> int:
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
-    reader = tf.train.load_checkpoint(checkpoint_path)
+    # A prefix, read as such (`checkpoints.load_reader` says why).
+    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_path)
     for key in (_OBJECT_GLOBAL_STEP_KEY, _TF1_GLOBAL_STEP_KEY):
       if reader.has_tensor(key):
         return int(reader.get_tensor(key))
@@ -179,7 +182,7 @@ def run_on_checkpoints(fn: Callable[..., dict], checkpoint_dir: str, interval_se
     try:
       results.append(fn(path, flag=flag))
     except (FileNotFoundError, ValueError):
-      if os.path.exists(path + '.index') or max_count == 1:
+      if fileio.exists(path + '.index') or max_count == 1:
         raise
       logging.warning('Checkpoint %s was deleted before it could be read; skipped.', path)
   if not results:

@@ -157,7 +157,7 @@ def run_efficiency(config: demo_pipeline.DemoConfig, work_dir: str, seeds: int,
       row = {'hash': full[0]['hash'], 'score': full[0]['score']} if full else {}
       if full and full_training:
         workdir = os.path.join(work_dir, variant, f'seed{seed}', 'final')
-        os.makedirs(workdir, exist_ok=True)
+        fileio.makedirs(workdir)
         result = demo_pipeline.train_and_evaluate_cell(
             demo_pipeline.final_recipe(dataclasses.replace(seeded, output_dir=work_dir)),
             full[0]['cell'], workdir, seed)

@@ -25,7 +25,6 @@ naming the flag.
 """
 
 import dataclasses
-import glob
 import hashlib
 import json
 import math
@@ -138,8 +137,8 @@ class CacheConfig:
     """The fields as the manifest stores them (JSON types, absolute dataset_dir)."""
     out = dataclasses.asdict(self)
     out['crop_size'] = [int(c) for c in self.crop_size]
-    out['dataset_dir'] = os.path.abspath(self.dataset_dir)
-    out['tf_initial_checkpoint'] = (os.path.abspath(self.tf_initial_checkpoint)
+    out['dataset_dir'] = fileio.abspath(self.dataset_dir)
+    out['tf_initial_checkpoint'] = (fileio.abspath(self.tf_initial_checkpoint)
                                     if self.tf_initial_checkpoint else '')
     out['depth_multiplier'] = float(self.depth_multiplier)
     return out
@@ -159,15 +158,15 @@ def checkpoint_fingerprint(path: str, seed: int) -> str:
     return f'{RANDOM_INIT}:seed={seed}:bn-calibrated'
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   prefix = path
-  if os.path.isdir(path):
+  if fileio.isdir(path):
     prefix = tf.train.latest_checkpoint(path)
     if prefix is None:
       raise FileNotFoundError(f'--tf_initial_checkpoint: no checkpoint in directory {path}')
   index = prefix + '.index'
-  if not os.path.exists(index):
+  if not fileio.exists(index):
     raise FileNotFoundError(f'--tf_initial_checkpoint: no checkpoint at {path} '
                             '(give the prefix, e.g. model.ckpt)')
-  with open(index, 'rb') as f:
+  with fileio.open_file(index, 'rb') as f:
     return 'sha1:' + hashlib.sha1(f.read()).hexdigest()
 
 
@@ -182,10 +181,10 @@ def read_manifest(cache_dir: str) -> dict | None:
     ValueError: naming the file if it is not valid JSON.
   """
   path = manifest_path(cache_dir)
-  if not os.path.exists(path):
+  if not fileio.exists(path):
     return None
   try:
-    with open(path, encoding='utf-8') as f:
+    with fileio.open_file(path, encoding='utf-8') as f:
       return json.load(f)
   except json.JSONDecodeError as e:
     raise ValueError(f'{path}: the feature cache manifest is not JSON ({e}); delete the '
@@ -229,7 +228,7 @@ def is_complete(manifest: dict | None, cache_dir: str) -> bool:
   """Whether the manifest says complete and every shard it lists is there."""
   if not manifest or not manifest.get('complete'):
     return False
-  return all(os.path.exists(os.path.join(cache_dir, name))
+  return all(fileio.exists(os.path.join(cache_dir, name))
              for role in (TRAIN, EVAL) for name in manifest['splits'][role]['shards'])
 
 
@@ -402,7 +401,7 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
                         'examples': counts[role] * copies[role], 'shards': shards[role]}
                  for role, split in ((TRAIN, config.train_split), (EVAL, config.eval_split))},
   }
-  os.makedirs(cache_dir, exist_ok=True)
+  fileio.makedirs(cache_dir)
   fileio.atomic_write(manifest_path(cache_dir), json.dumps(manifest, indent=1))
 
   calibration = None
@@ -420,7 +419,7 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
     for copy in range(copies[role]):
       for index in range(num_shards):
         path = os.path.join(cache_dir, shards[role][copy * num_shards + index])
-        if os.path.exists(path):
+        if fileio.exists(path):
           continue
         # Evaluation: one crop at scale 1; training: the full augmentation. Each copy
         # has its own seed, and skipping to the shard keeps every element's seed.
@@ -440,7 +439,7 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
                                descriptor.num_classes, descriptor.ignore_label,
                                f'{split} ({config.dataset_dir})')
         if written != size:
-          os.remove(path)
+          fileio.remove(path)
           raise ValueError(f'--dataset_dir={config.dataset_dir}: split {split} ended early '
                            f'({written} of {size} examples for {os.path.basename(path)})')
         logging.info('Cached %s (%d examples)', os.path.basename(path), written)
@@ -450,8 +449,8 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
   manifest['complete'] = True
   fileio.atomic_write(manifest_path(cache_dir), json.dumps(manifest, indent=1))
   # Temporary files of a killed build are dead weight now.
-  for stale in glob.glob(os.path.join(glob.escape(cache_dir), '.tmp-*')):
-    os.remove(stale)
+  for stale in fileio.glob_in(cache_dir, '.tmp-*'):
+    fileio.remove(stale)
   return manifest
 
 

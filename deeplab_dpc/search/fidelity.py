@@ -127,8 +127,8 @@ def _check_identity(config: FidelityConfig, recipe: dict) -> None:
   path = os.path.join(config.work_dir, CONFIG_FILE)
   identity = {'cell_seed': int(config.cell_seed), 'num_branches': int(config.num_branches),
               'seed': int(config.seed), 'recipe': recipe}
-  if os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
+  if fileio.exists(path):
+    with fileio.open_file(path, encoding='utf-8') as f:
       try:
         stored = json.load(f)
       except json.JSONDecodeError as e:
@@ -151,9 +151,9 @@ def _check_identity(config: FidelityConfig, recipe: dict) -> None:
 
 
 def _read(path: str) -> dict | None:
-  if not os.path.exists(path):
+  if not fileio.exists(path):
     return None
-  with open(path, encoding='utf-8') as f:
+  with fileio.open_file(path, encoding='utf-8') as f:
     return json.load(f)
 
 
@@ -213,7 +213,7 @@ def run_fidelity(config: FidelityConfig,
     ValueError: a bad config, or a work folder made with another study.
   """
   config.validate()
-  os.makedirs(config.work_dir, exist_ok=True)
+  fileio.makedirs(config.work_dir)
   _check_identity(config, recipe or {})
   cells = draw_cells(config.num_cells, config.cell_seed, config.num_branches)
   hashes = [search_space.cell_hash(c) for c in cells]

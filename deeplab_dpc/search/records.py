@@ -1,7 +1,8 @@
 """What a search leaves behind: the trial log, the best cells and TensorBoard scalars.
 
 * `trials.jsonl`: one JSON line per finished trial (completed or failed), appended
-  with write + flush + fsync. A kill can leave at most a partial last line, which the
+  with write + flush + fsync (rewritten atomically on filesystems without appends,
+  such as gs://). A kill can leave at most a partial last line, which the
   next start cuts off; lines are keyed by trial id, and trials that finished in
   KerasTuner's state but whose line was lost are appended on the next start
   (`TrialRecorder.reconcile`), so each finished trial appears exactly once.
@@ -21,7 +22,6 @@ Only the process holding the oracle (the embedded search or the chief) writes th
 """
 
 import datetime
-import glob
 import json
 import os
 import re
@@ -46,10 +46,10 @@ _EXCEPTION_PREFIX = re.compile(r'^[\w.]*(Error|Exception|Diverged)\w*: ')
 def read_trials(search_dir: str) -> list[dict]:
   """The complete lines of `trials.jsonl` (a partial last line is skipped)."""
   path = os.path.join(search_dir, TRIALS_FILE)
-  if not os.path.exists(path):
+  if not fileio.exists(path):
     return []
   out = []
-  with open(path, encoding='utf-8') as f:
+  with fileio.open_file(path, encoding='utf-8') as f:
     for line in f:
       if not line.endswith('\n'):
         break  # A kill mid-append; `TrialRecorder` cuts it off.
@@ -127,7 +127,7 @@ class TrialRecorder:
     self.num_best_cells = num_best_cells
     self.cost_shape = cost_shape
     self.path = os.path.join(search_dir, TRIALS_FILE)
-    os.makedirs(search_dir, exist_ok=True)
+    fileio.makedirs(search_dir)
     self._repair()
     self.entries = read_trials(search_dir)
     self.recorded = {str(e['trial_id']) for e in self.entries}
@@ -140,16 +140,12 @@ class TrialRecorder:
 
   def _repair(self) -> None:
     """Cuts off a partial last line left by a kill mid-append."""
-    if not os.path.exists(self.path):
+    if not fileio.exists(self.path):
       return
-    with open(self.path, 'rb+') as f:
-      data = f.read()
-      if data and not data.endswith(b'\n'):
-        cut = data.rfind(b'\n') + 1
-        f.truncate(cut)
-        f.flush()
-        os.fsync(f.fileno())
-        logging.warning('%s: removed a partial last line (killed mid-write)', self.path)
+    data = fileio.read_bytes(self.path)
+    if data and not data.endswith(b'\n'):
+      fileio.atomic_write(self.path, data[:data.rfind(b'\n') + 1])
+      logging.warning('%s: removed a partial last line (killed mid-write)', self.path)
 
   def entry(self, trial: Any) -> dict:
     """The JSON line of a finished KerasTuner trial."""
@@ -202,10 +198,7 @@ class TrialRecorder:
     if trial_id in self.recorded:
       return False
     entry = self.entry(trial)
-    with open(self.path, 'a', encoding='utf-8') as f:
-      f.write(json.dumps(entry, sort_keys=True) + '\n')
-      f.flush()
-      os.fsync(f.fileno())
+    fileio.append_line(self.path, json.dumps(entry, sort_keys=True))
     self.entries.append(entry)
     self.recorded.add(trial_id)
     self._session_count += 1
@@ -244,7 +237,7 @@ class TrialRecorder:
   def write_best_cells(self) -> list[str]:
     """Rewrites `best_cells/`: rank files of the current top cells, and index.json."""
     directory = os.path.join(self.search_dir, BEST_CELLS_DIR)
-    os.makedirs(directory, exist_ok=True)
+    fileio.makedirs(directory)
     top = best_trials(self.entries, self.num_best_cells)
     names = []
     index = []
@@ -256,9 +249,9 @@ class TrialRecorder:
       index.append({'rank': rank, 'file': name, 'hash': entry['hash'], 'score': entry['score'],
                     'trial_id': entry['trial_id'], 'madds': entry.get('madds'),
                     'params': entry.get('params')})
-    for stale in glob.glob(os.path.join(glob.escape(directory), 'rank_*.json')):
+    for stale in fileio.glob_in(directory, 'rank_*.json'):
       if os.path.basename(stale) not in names:
-        os.remove(stale)
+        fileio.remove(stale)
     fileio.atomic_write(os.path.join(directory, 'index.json'), json.dumps(index, indent=1))
     pareto = [{'hash': e['hash'], 'score': e['score'], 'madds': e['madds'],
                'params': e.get('params'), 'trial_id': e['trial_id'], 'cell': e['cell']}
@@ -293,7 +286,7 @@ class TrialRecorder:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from tensorboard.plugins.hparams import api as hparams_api  # pylint: disable=g-import-not-at-top
     root = os.path.join(self.search_dir, TENSORBOARD_DIR, 'trials')
-    if not os.path.exists(root):
+    if not fileio.exists(root):
       # The dashboard's columns, written once: every branch's operation and input.
       columns = [hparams_api.HParam('origin')]
       for i in range(self.num_branches):

@@ -221,8 +221,8 @@ def run_rerank(config: RerankConfig, train_fn=None) -> dict:
   for rank, entry in enumerate(top, 1):
     workdir = os.path.join(config.search_dir, RERANK_DIR, entry['hash'][:8])
     result_path = os.path.join(workdir, RESULT_FILE)
-    if os.path.exists(result_path):
-      with open(result_path, encoding='utf-8') as f:
+    if fileio.exists(result_path):
+      with fileio.open_file(result_path, encoding='utf-8') as f:
         full = json.load(f)
       logging.info('Re-rank %d/%d (%s): done before, mIOU %.4f', rank, len(top),
                    entry['hash'][:8], full['miou'])

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import logging
@@ -178,10 +179,10 @@ def load_seed_cells(paths, num_branches: int) -> list[list[dict]]:
   """Reads and validates seed cell files; errors name the file, branch and field."""
   out = []
   for path in paths:
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
       raise FileNotFoundError(f'--seed_cells: no such file: {path}')
     try:
-      with open(path, encoding='utf-8') as f:
+      with fileio.open_file(path, encoding='utf-8') as f:
         obj = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
       raise ValueError(f'--seed_cells: {path} is not a JSON file ({e})') from None
@@ -226,8 +227,8 @@ def check_study(config: SearchConfig, manifest: dict, write: bool = True) -> Non
   """
   path = os.path.join(config.search_dir, STUDY_FILE)
   identity = study_identity(config, manifest)
-  if os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
+  if fileio.exists(path):
+    with fileio.open_file(path, encoding='utf-8') as f:
       try:
         stored = json.load(f)
       except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -424,7 +425,10 @@ def run_supervised(config: SearchConfig, poll_seconds: float = 0.5,
   config_path = os.path.join(config.search_dir, CONFIG_FILE)
   fileio.atomic_write(config_path, child_config.to_json())
   log_dir = os.path.join(config.search_dir, LOG_DIR)
-  os.makedirs(log_dir, exist_ok=True)
+  if not fileio.is_local(log_dir):
+    # The processes' output streams need local files.
+    log_dir = tempfile.mkdtemp(prefix='deeplab-search-logs-')
+  fileio.makedirs(log_dir)
   port = _free_port()
   chief = _spawn(config_path, 'chief', port, os.path.join(log_dir, 'chief.log'))
 
@@ -485,7 +489,7 @@ def _main(argv) -> None:
   """Entry point of the chief / worker processes that `run_supervised` starts."""
   del argv
   from absl import flags  # pylint: disable=g-import-not-at-top
-  with open(flags.FLAGS.config, encoding='utf-8') as f:
+  with fileio.open_file(flags.FLAGS.config, encoding='utf-8') as f:
     config = SearchConfig.from_json(f.read())
   summary = run_search(config)
   logging.info('Done: %s', summary)

@@ -48,8 +48,8 @@ class ProxyTaskTuner(base_tuner.BaseTuner):
     tuner_id = os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')
     tuner_file = os.path.join(project_dir, f'{tuner_id}.json')
     is_worker = ('KERASTUNER_ORACLE_IP' in os.environ and 'chief' not in tuner_id)
-    if (not is_worker and os.path.exists(os.path.join(project_dir, 'oracle.json')) and
-        not os.path.exists(tuner_file)):
+    if (not is_worker and fileio.exists(os.path.join(project_dir, 'oracle.json')) and
+        not fileio.exists(tuner_file)):
       # KerasTuner reloads the oracle only when this tuner's own file exists; a study
       # started under another tuner id (embedded vs chief) or killed during its first
       # trial has oracle.json but not that file.

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import time
 from typing import Any
@@ -136,7 +135,7 @@ class TrainConfig:
     if self.base_learning_rate <= 0:
       raise ValueError(f'--base_learning_rate must be positive, got {self.base_learning_rate}')
     self._check_label_weights()
-    if os.path.exists(self.train_logdir) and not os.path.isdir(self.train_logdir):
+    if fileio.exists(self.train_logdir) and not fileio.isdir(self.train_logdir):
       raise ValueError(f'--train_logdir={self.train_logdir} is a file, not a folder')
 
   def _check_label_weights(self) -> None:
@@ -365,7 +364,7 @@ def _train(config: TrainConfig) -> dict:
       _save(manager, input_manager, step)
   writer.flush()
   if not chief:
-    shutil.rmtree(directory, ignore_errors=True)
+    fileio.rmtree(directory, ignore_errors=True)
   result.update(global_step=step, checkpoint=manager.latest_checkpoint)
   return result
 
@@ -501,7 +500,7 @@ class _ReplicaInputs:
     if step == 0:
       return
     path = os.path.join(manager.directory, f'ckpt-{step}')
-    if os.path.exists(path + '.index'):
+    if fileio.exists(path + '.index'):
       self.checkpoint.restore(path).assert_consumed()
       logging.info('Input position restored from %s', path)
     else:
@@ -564,9 +563,9 @@ def _initialise(model, checkpoint, manager, config: TrainConfig):
     logging.warning('No --tf_initial_checkpoint: the model starts from random weights.')
     return manager
   path = config.tf_initial_checkpoint
-  if os.path.isdir(path):
+  if fileio.isdir(path):
     path = tf.train.latest_checkpoint(path) or path
-  if not os.path.exists(path + '.index'):
+  if not fileio.exists(path + '.index'):
     checkpoints.load_checkpoint(model, path)  # Raises the clear missing-file error.
   mode = _initial_checkpoint_mode(path, config.initialize_last_layer)
   result = checkpoints.load_checkpoint(model, path, mode=mode)
@@ -583,18 +582,18 @@ def _set_aside(manager, checkpoint, bad_paths, restored, max_to_keep):
   Kept, not deleted: they may be repairable, and they are the user's data.
   """
   aside = os.path.join(manager.directory, UNREADABLE_DIR)
-  os.makedirs(aside, exist_ok=True)
+  fileio.makedirs(aside)
   for path in bad_paths:
-    for name in sorted(os.listdir(manager.directory)):
+    for name in sorted(fileio.listdir(manager.directory)):
       if name == os.path.basename(path) + '.index' or name.startswith(
           os.path.basename(path) + '.data-'):
-        os.replace(os.path.join(manager.directory, name), os.path.join(aside, name))
+        fileio.replace(os.path.join(manager.directory, name), os.path.join(aside, name))
   remaining = [p for p in manager.checkpoints if p not in bad_paths]
   if restored is not None:
     tf.compat.v1.train.update_checkpoint_state(manager.directory, restored,
                                                all_model_checkpoint_paths=remaining)
   else:
-    os.remove(os.path.join(manager.directory, 'checkpoint'))
+    fileio.remove(os.path.join(manager.directory, 'checkpoint'))
   return tf.train.CheckpointManager(checkpoint, manager.directory, max_to_keep=max_to_keep,
                                     checkpoint_name='ckpt')
 
@@ -611,13 +610,13 @@ def remove_interrupted_saves(directory: str) -> list[str]:
   Returns:
     The folders removed.
   """
-  if not os.path.isdir(directory):
+  if not fileio.isdir(directory):
     return []
   removed = []
-  for name in sorted(os.listdir(directory)):
+  for name in sorted(fileio.listdir(directory)):
     path = os.path.join(directory, name)
-    if _INTERRUPTED_SAVE.match(name) and os.path.isdir(path):
-      shutil.rmtree(path)
+    if _INTERRUPTED_SAVE.match(name) and fileio.isdir(path):
+      fileio.rmtree(path)
       removed.append(path)
       logging.warning('Removed %s, left by a save that was interrupted.', path)
   return removed
@@ -656,10 +655,10 @@ def check_resume_options(config: TrainConfig, options: ModelOptions) -> None:
     ValueError: Naming each differing flag (recorded and given) and the logdir.
   """
   path = os.path.join(config.train_logdir, OPTIONS_FILE)
-  if not (os.path.isfile(path) and tf.train.latest_checkpoint(config.train_logdir)):
+  if not (fileio.isfile(path) and tf.train.latest_checkpoint(config.train_logdir)):
     return
   try:
-    with open(path, encoding='utf-8') as f:
+    with fileio.open_file(path, encoding='utf-8') as f:
       recorded = json.load(f)
   except (OSError, ValueError) as e:
     raise ValueError(f'--train_logdir: {path} is not readable JSON ({e}); restore it or '
@@ -730,9 +729,9 @@ def _format_seconds(seconds: float) -> str:
 def read_options(train_logdir: str) -> ModelOptions:
   """The model options a run in `train_logdir` was trained with."""
   path = os.path.join(train_logdir, OPTIONS_FILE)
-  if not os.path.isfile(path):
+  if not fileio.isfile(path):
     raise FileNotFoundError(f'no {OPTIONS_FILE} in {train_logdir} (not a train.py logdir?)')
-  with open(path, encoding='utf-8') as f:
+  with fileio.open_file(path, encoding='utf-8') as f:
     return ModelOptions.from_dict(json.load(f))
 
 
