@@ -118,20 +118,17 @@ def load_reader(path: str):
 
 def variable_names(path: str) -> list[str]:
   """Original names of the variables in a checkpoint (TF1 or ours), training state excluded."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return sorted(name for name in _checkpoint_variables(load_reader(path))
                 if not _TRAINING_STATE.search(name))
 
 
 def is_object_based(path: str) -> bool:
   """True for TF2 object-based checkpoints (ours), False for name-based (TF1)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return _OBJECT_GRAPH_KEY in load_reader(path).get_variable_to_shape_map()
 
 
 def _reader(path: str, flag: str):
   """(resolved prefix, checkpoint reader); errors name `--flag`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   path = _resolve(path, flag)
   try:
     return path, load_reader(path)

@@ -35,25 +35,27 @@ def abspath(path: str) -> str:
   return os.path.abspath(path) if is_local(path) else path
 
 
-def _remote_isdir(path: str) -> bool:
-  gfile = _gfile()
-  if not gfile.isdir(path):
-    return False
+def _listed_in_parent(path: str) -> bool:
   # Some filesystems (ram://) call any prefix of a file name a folder: `ckpt-2` is
   # one when `ckpt-2.index` exists. A real folder is listed in its parent.
   parent, name = os.path.split(path.rstrip('/'))
   if '://' not in parent:
     return True  # A bucket or filesystem root.
   try:
-    return name in {n.rstrip('/') for n in gfile.listdir(parent)}
+    return name in {n.rstrip('/') for n in _gfile().listdir(parent)}
   except Exception:  # pylint: disable=broad-except
     return False
+
+
+def _remote_isdir(path: str) -> bool:
+  return _gfile().isdir(path) and _listed_in_parent(path)
 
 
 def exists(path: str) -> bool:
   if is_local(path):
     return os.path.exists(path)
-  return _gfile().exists(path) and (not _gfile().isdir(path) or _remote_isdir(path))
+  gfile = _gfile()
+  return gfile.exists(path) and (not gfile.isdir(path) or _listed_in_parent(path))
 
 
 def isdir(path: str) -> bool:

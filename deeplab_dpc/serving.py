@@ -226,18 +226,18 @@ def freeze(serve):
 def _foreign_files(path: str) -> list[str]:
   """What in the folder `path` is not part of a SavedModel export (relative paths)."""
   foreign = []
-  for name in sorted(fileio.listdir(path)):
+  for name in fileio.listdir(path):
     full = os.path.join(path, name)
     if name not in _EXPORT_TOP_LEVEL:
       foreign.append(name)
     elif name in ('variables', 'assets') and not fileio.isdir(full):
       foreign.append(name)
     elif name == 'variables':
-      foreign += [f'variables/{n}' for n in sorted(fileio.listdir(full))
+      foreign += [f'variables/{n}' for n in fileio.listdir(full)
                   if not _EXPORT_VARIABLES.match(n)
                   or not fileio.isfile(os.path.join(full, n))]
     elif name == 'assets':
-      foreign += [f'assets/{n}' for n in sorted(fileio.listdir(full)) if n != OPTIONS_ASSET]
+      foreign += [f'assets/{n}' for n in fileio.listdir(full) if n != OPTIONS_ASSET]
     elif not fileio.isfile(full):
       foreign.append(name)
   return foreign

@@ -234,7 +234,7 @@ def _list_folder_files(folder, flag, formats, what):
   if not fileio.isdir(folder):
     _fail(f'{flag}={folder} is not a folder.')
   by_stem = {}
-  for name in sorted(fileio.listdir(folder)):
+  for name in fileio.listdir(folder):
     stem, ext = os.path.splitext(name)
     path = os.path.join(folder, name)
     if name.startswith('.') or ext[1:].lower() not in formats or not fileio.isfile(path):

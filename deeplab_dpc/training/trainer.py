@@ -584,7 +584,7 @@ def _set_aside(manager, checkpoint, bad_paths, restored, max_to_keep):
   aside = os.path.join(manager.directory, UNREADABLE_DIR)
   fileio.makedirs(aside)
   for path in bad_paths:
-    for name in sorted(fileio.listdir(manager.directory)):
+    for name in fileio.listdir(manager.directory):
       if name == os.path.basename(path) + '.index' or name.startswith(
           os.path.basename(path) + '.data-'):
         fileio.replace(os.path.join(manager.directory, name), os.path.join(aside, name))
@@ -613,7 +613,7 @@ def remove_interrupted_saves(directory: str) -> list[str]:
   if not fileio.isdir(directory):
     return []
   removed = []
-  for name in sorted(fileio.listdir(directory)):
+  for name in fileio.listdir(directory):
     path = os.path.join(directory, name)
     if _INTERRUPTED_SAVE.match(name) and fileio.isdir(path):
       fileio.rmtree(path)
