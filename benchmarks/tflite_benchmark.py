@@ -1,4 +1,4 @@
-"""Float SavedModel vs float / dynamic-range / full-integer TFLite: latency and mIOU.
+r"""Float SavedModel vs float / dynamic-range / full-integer TFLite: latency and mIOU.
 
 Prints one table from one run (machines are noisy, so everything is measured
 side by side): file size, median batch-1 latency, mIOU on a split and the

@@ -49,3 +49,51 @@ def test_as_disk_full_reads_tensorflow_messages():
   assert str(fileio.as_disk_full(RuntimeError('No space left on device'), '/ckpt')) == (
       'no space left on /ckpt')
   assert fileio.as_disk_full(RuntimeError('checksum mismatch'), '/ckpt') is None
+
+
+_GROUPED_PROGRAM = '''
+"""Tool docstring."""
+from absl import flags
+from deeplab_dpc import cli
+with cli.flag_group('Model'):
+  flags.DEFINE_string('zeta', 'z', 'Last letter.')
+  flags.DEFINE_boolean('alpha', True, 'First letter.')
+with cli.flag_group('Data'):
+  flags.DEFINE_integer('size', 3, 'A size.')
+with cli.flag_group('Model'):
+  flags.DEFINE_float('beta', 0.5, 'Added to the first group.')
+flags.DEFINE_string('loose', None, 'In no group.')
+cli.run(lambda argv: print('ran'), __name__)
+'''
+
+
+def test_help_lists_flags_by_group_in_first_use_order():
+  result = subprocess.run([sys.executable, '-c', _GROUPED_PROGRAM, '--help'],
+                          capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout == '\n'.join([
+      'Tool docstring.',
+      '',
+      'Model:',
+      '  --[no]alpha: First letter.',
+      "    (default: 'true')",
+      '  --beta: Added to the first group.',
+      "    (default: '0.5')",
+      '    (a number)',
+      '  --zeta: Last letter.',
+      "    (default: 'z')",
+      '',
+      'Data:',
+      '  --size: A size.',
+      "    (default: '3')",
+      '    (an integer)',
+      '',
+      'Other flags:',
+      '  --loose: In no group.',
+      '',
+      'Try --helpfull to get a list of all flags.',
+      '']), result.stdout
+  # After a `--` it is an argument, not a help flag.
+  ran = subprocess.run([sys.executable, '-c', _GROUPED_PROGRAM, '--', '--help'],
+                       capture_output=True, text=True, check=False)
+  assert ran.returncode == 0 and ran.stdout == 'ran\n', ran.stderr

@@ -6,6 +6,7 @@ Multi-valued flags take the original repeated form (`--crop_size=513
 
 from absl import flags
 
+from deeplab_dpc import cli
 from deeplab_dpc.options import ModelOptions
 
 FLAGS = flags.FLAGS
@@ -21,33 +22,34 @@ def define_model_flags(model_variant='mobilenet_v2', output_stride=16):
     model_variant: Default of --model_variant (the original's common default).
     output_stride: Default of --output_stride (each original CLI sets its own).
   """
-  flags.DEFINE_string('model_variant', model_variant, 'DeepLab model variant: '
-                      'xception_41, xception_65, xception_71 or mobilenet_v2.')
-  flags.DEFINE_integer('output_stride', output_stride,
-                       'Ratio of input to output spatial resolution (8, 16 or 32).')
-  flags.DEFINE_multi_string('atrous_rates', None, 'ASPP atrous rates, e.g. 6,12,18.')
-  flags.DEFINE_multi_string('multi_grid', None,
-                            'Rates of the three convs of exit_flow/block2, e.g. 1,2,4.')
-  flags.DEFINE_multi_string('decoder_output_stride', None,
-                            'Decoder stage strides, e.g. 4; unset: no decoder.')
-  flags.DEFINE_boolean('decoder_use_separable_conv', True,
-                       'Split separable convs in the decoder.')
-  flags.DEFINE_string('dense_prediction_cell_json', '',
-                      'A dense prediction cell JSON file; unset: ASPP head.')
-  flags.DEFINE_boolean('add_image_level_feature', True, 'ASPP image pooling branch.')
-  flags.DEFINE_multi_string('image_pooling_crop_size', None,
-                            'Crop size the image pooling kernel derives from.')
-  flags.DEFINE_multi_string('image_pooling_stride', ['1', '1'], 'Image pooling stride.')
-  flags.DEFINE_boolean('aspp_with_batch_norm', True, 'Batch norm in ASPP.')
-  flags.DEFINE_boolean('aspp_with_separable_conv', True, 'Split separable ASPP convs.')
-  flags.DEFINE_integer('logits_kernel_size', 1, 'Kernel of the logits conv.')
-  flags.DEFINE_float('depth_multiplier', 1.0, 'MobileNet-v2 width multiplier.')
-  flags.DEFINE_integer('divisible_by', None, 'MobileNet-v2 channel rounding.')
-  flags.DEFINE_enum('merge_method', 'max', ['max', 'avg'], 'Image pyramid merge.')
-  flags.DEFINE_float('batch_norm_decay', None, 'Batch-norm moving-average decay (unset: '
-                     'the original 0.9997, 0.997 in the MobileNet-v2 backbone).')
-  flags.DEFINE_boolean('prediction_with_upsampled_logits', True,
-                       'Upsample logits before the argmax.')
+  with cli.flag_group('Model'):
+    flags.DEFINE_string('model_variant', model_variant, 'DeepLab model variant: '
+                        'xception_41, xception_65, xception_71 or mobilenet_v2.')
+    flags.DEFINE_integer('output_stride', output_stride,
+                         'Ratio of input to output spatial resolution (8, 16 or 32).')
+    flags.DEFINE_multi_string('atrous_rates', None, 'ASPP atrous rates, e.g. 6,12,18.')
+    flags.DEFINE_multi_string('multi_grid', None,
+                              'Rates of the three convs of exit_flow/block2, e.g. 1,2,4.')
+    flags.DEFINE_multi_string('decoder_output_stride', None,
+                              'Decoder stage strides, e.g. 4; unset: no decoder.')
+    flags.DEFINE_boolean('decoder_use_separable_conv', True,
+                         'Split separable convs in the decoder.')
+    flags.DEFINE_string('dense_prediction_cell_json', '',
+                        'A dense prediction cell JSON file; unset: ASPP head.')
+    flags.DEFINE_boolean('add_image_level_feature', True, 'ASPP image pooling branch.')
+    flags.DEFINE_multi_string('image_pooling_crop_size', None,
+                              'Crop size the image pooling kernel derives from.')
+    flags.DEFINE_multi_string('image_pooling_stride', ['1', '1'], 'Image pooling stride.')
+    flags.DEFINE_boolean('aspp_with_batch_norm', True, 'Batch norm in ASPP.')
+    flags.DEFINE_boolean('aspp_with_separable_conv', True, 'Split separable ASPP convs.')
+    flags.DEFINE_integer('logits_kernel_size', 1, 'Kernel of the logits conv.')
+    flags.DEFINE_float('depth_multiplier', 1.0, 'MobileNet-v2 width multiplier.')
+    flags.DEFINE_integer('divisible_by', None, 'MobileNet-v2 channel rounding.')
+    flags.DEFINE_enum('merge_method', 'max', ['max', 'avg'], 'Image pyramid merge.')
+    flags.DEFINE_float('batch_norm_decay', None, 'Batch-norm moving-average decay (unset: '
+                       'the original 0.9997, 0.997 in the MobileNet-v2 backbone).')
+    flags.DEFINE_boolean('prediction_with_upsampled_logits', True,
+                         'Upsample logits before the argmax.')
 
 
 def dataset_flag_help(default: str) -> str:
@@ -66,12 +68,13 @@ def define_dataset_flags():
   'pascal_voc_seg', or the custom dataset of a --dataset_dir with a
   `dataset_info.json`.
   """
-  flags.DEFINE_string('dataset', None, dataset_flag_help(DEFAULT_DATASET))
-  flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards (or tfds:<name>); '
-                      'a folder with a dataset_info.json needs no --dataset.')
-  flags.DEFINE_integer('min_resize_value', None, 'Resize the smaller image side to this.')
-  flags.DEFINE_integer('max_resize_value', None, 'Maximum size of the larger image side.')
-  flags.DEFINE_integer('resize_factor', None, 'Resized sides are multiples of it plus one.')
+  with cli.flag_group('Data'):
+    flags.DEFINE_string('dataset', None, dataset_flag_help(DEFAULT_DATASET))
+    flags.DEFINE_string('dataset_dir', None, 'Folder of the TFRecord shards (or tfds:<name>); '
+                        'a folder with a dataset_info.json needs no --dataset.')
+    flags.DEFINE_integer('min_resize_value', None, 'Resize the smaller image side to this.')
+    flags.DEFINE_integer('max_resize_value', None, 'Maximum size of the larger image side.')
+    flags.DEFINE_integer('resize_factor', None, 'Resized sides are multiples of it plus one.')
 
 
 def dataset_name(default: str = DEFAULT_DATASET) -> str:

@@ -9,6 +9,7 @@ import os
 from absl import flags
 
 from deeplab_dpc import checkpoints
+from deeplab_dpc import cli
 from deeplab_dpc import fileio
 from deeplab_dpc import flags as model_flags
 from deeplab_dpc.evaluation import evaluator
@@ -19,24 +20,29 @@ FLAGS = flags.FLAGS
 
 def define_common_flags() -> None:
   """Checkpoint, dataset, pyramid and resizing flags (the original's, plus two)."""
-  flags.DEFINE_string('checkpoint_dir', None,
-                      'Directory of model checkpoints (a train.py --train_logdir).')
-  flags.DEFINE_string('checkpoint_path', None,
-                      'One checkpoint to use instead of watching --checkpoint_dir: a prefix '
-                      '(ours, e.g. LOG/ckpt-100, or an original TF1 model.ckpt).')
-  flags.DEFINE_integer('eval_interval_secs', 60 * 5,
-                       'Minimum seconds between the starts of two evaluations when watching.')
-  flags.DEFINE_float('checkpoint_timeout_secs', 0,
-                     'Stop waiting for a (new) checkpoint after this many seconds; 0 = wait '
-                     'forever when watching, do not wait when --max_number_of_evaluations=1.')
-  flags.DEFINE_multi_string('eval_scales', ['1.0'],
-                            'Image pyramid scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75.')
-  flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped images.')
-  flags.DEFINE_boolean('show_progress', True, 'Progress with images/s and ETA.')
-  flags.DEFINE_integer('quantize_delay_step', -1,
-                       'The original quantized-eval switch; quantization is not supported.')
-  model_flags.define_dataset_flags()
   model_flags.define_model_flags(output_stride=16)
+  model_flags.define_dataset_flags()
+  with cli.flag_group('Checkpoints'):
+    flags.DEFINE_string('checkpoint_dir', None,
+                        'Directory of model checkpoints (a train.py --train_logdir).')
+    flags.DEFINE_string('checkpoint_path', None,
+                        'One checkpoint to use instead of watching --checkpoint_dir: a '
+                        'prefix (ours, e.g. LOG/ckpt-100, or an original TF1 model.ckpt).')
+    flags.DEFINE_integer('eval_interval_secs', 60 * 5,
+                         'Minimum seconds between the starts of two evaluations when '
+                         'watching.')
+    flags.DEFINE_float('checkpoint_timeout_secs', 0,
+                       'Stop waiting for a (new) checkpoint after this many seconds; 0 = '
+                       'wait forever when watching, do not wait when '
+                       '--max_number_of_evaluations=1.')
+  with cli.flag_group('Inference'):
+    flags.DEFINE_multi_string('eval_scales', ['1.0'],
+                              'Image pyramid scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75.')
+    flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped images.')
+    flags.DEFINE_boolean('show_progress', True, 'Progress with images/s and ETA.')
+    flags.DEFINE_integer('quantize_delay_step', -1,
+                         'The original quantized-eval switch; quantization is not '
+                         'supported.')
 
 
 def check_common_flags() -> None:

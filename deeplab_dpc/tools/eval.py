@@ -24,15 +24,19 @@ from deeplab_dpc.evaluation import evaluator
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string('eval_logdir', None, 'Where metrics.json and the event logs go.')
-flags.DEFINE_integer('eval_batch_size', 1, 'Images per batch during evaluation.')
-flags.DEFINE_multi_string('eval_crop_size', ['513,513'],
-                          'Crop size [height, width]: the model is built at it and images '
-                          'are padded to it (must be at least every image size).')
-flags.DEFINE_string('eval_split', 'val', 'Split to evaluate.')
-flags.DEFINE_integer('max_number_of_evaluations', 0,
-                     'Evaluate this many checkpoints, then stop; 0 or less = forever.')
 eval_flags.define_common_flags()
+with cli.flag_group('Data'):
+  flags.DEFINE_string('eval_split', 'val', 'Split to evaluate.')
+with cli.flag_group('Checkpoints'):
+  flags.DEFINE_integer('max_number_of_evaluations', 0,
+                       'Evaluate this many checkpoints, then stop; 0 or less = forever.')
+with cli.flag_group('Inference'):
+  flags.DEFINE_integer('eval_batch_size', 1, 'Images per batch during evaluation.')
+  flags.DEFINE_multi_string('eval_crop_size', ['513,513'],
+                            'Crop size [height, width]: the model is built at it and images '
+                            'are padded to it (must be at least every image size).')
+with cli.flag_group('Output'):
+  flags.DEFINE_string('eval_logdir', None, 'Where metrics.json and the event logs go.')
 # --help lists the shared flags with this tool's own (absl shows only key flags).
 flags.adopt_module_key_flags(eval_flags)
 flags.adopt_module_key_flags(model_flags)

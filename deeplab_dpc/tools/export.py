@@ -1,4 +1,4 @@
-"""Exports a DeepLab checkpoint (original TF1 or ours) as a SavedModel and/or a TFLite file.
+r"""Exports a DeepLab checkpoint (original TF1 or ours) as a SavedModel and/or a TFLite file.
 
 Example:
   python export.py --checkpoint_path=model.ckpt --export_path=/tmp/deeplab \
@@ -23,32 +23,37 @@ from deeplab_dpc import serving
 FLAGS = flags.FLAGS
 
 # Original export_model.py flags and defaults.
-flags.DEFINE_string('checkpoint_path', None, 'Checkpoint to export (prefix or directory).')
-flags.DEFINE_string('export_path', None,
-                    'Directory of the SavedModel to write. A previous SavedModel export '
-                    'there is replaced; any other file there is an error (see --overwrite).')
-flags.DEFINE_boolean('overwrite', False,
-                     'Replace whatever --export_path holds, even files that are not a '
-                     'SavedModel export.')
-flags.DEFINE_integer('num_classes', 21, 'Number of classes; with a --dataset_dir holding '
-                     'a dataset_info.json, that file\'s (a different value is an error).')
-flags.DEFINE_multi_string('crop_size', ['513', '513'], 'Crop size [height, width].')
-flags.DEFINE_multi_string('inference_scales', ['1.0'], 'Scales of the image pyramid.')
-flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped passes.')
 model_flags.define_model_flags(output_stride=8)
+with cli.flag_group('Model'):
+  flags.DEFINE_integer('num_classes', 21, 'Number of classes; with a --dataset_dir holding '
+                       'a dataset_info.json, that file\'s (a different value is an error).')
 # The original common.py --min_resize_value, --max_resize_value and --resize_factor: with
 # them the SavedModel takes images of any size. --dataset and --dataset_dir name the
 # full-integer calibration images, and a custom dataset's class count, names and colours.
 model_flags.define_dataset_flags()
+with cli.flag_group('Inference'):
+  flags.DEFINE_multi_string('crop_size', ['513', '513'], 'Crop size [height, width].')
+  flags.DEFINE_multi_string('inference_scales', ['1.0'], 'Scales of the image pyramid.')
+  flags.DEFINE_boolean('add_flipped_images', False, 'Add left-right flipped passes.')
+with cli.flag_group('Checkpoint and SavedModel'):
+  flags.DEFINE_string('checkpoint_path', None, 'Checkpoint to export (prefix or directory).')
+  flags.DEFINE_string('export_path', None,
+                      'Directory of the SavedModel to write. A previous SavedModel export '
+                      'there is replaced; any other file there is an error (see '
+                      '--overwrite).')
+  flags.DEFINE_boolean('overwrite', False,
+                       'Replace whatever --export_path holds, even files that are not a '
+                       'SavedModel export.')
 # TFLite (new flags, not in the original).
-flags.DEFINE_string('tflite_path', None,
-                    'Also (or only) write a TFLite file with a fixed [1, crop_h, crop_w, 3] '
-                    'float32 input.')
-flags.DEFINE_enum('quantization', 'none', ['none', 'dynamic_range', 'full_integer'],
-                  'TFLite quantization; full_integer calibrates on --dataset_dir.')
-flags.DEFINE_boolean('tflite_with_logits', False, 'The TFLite file also outputs logits.')
-flags.DEFINE_string('representative_split', 'train', 'Split of the calibration images.')
-flags.DEFINE_integer('num_representative_images', 100, 'Number of calibration images.')
+with cli.flag_group('TFLite'):
+  flags.DEFINE_string('tflite_path', None,
+                      'Also (or only) write a TFLite file with a fixed [1, crop_h, crop_w, '
+                      '3] float32 input.')
+  flags.DEFINE_enum('quantization', 'none', ['none', 'dynamic_range', 'full_integer'],
+                    'TFLite quantization; full_integer calibrates on --dataset_dir.')
+  flags.DEFINE_boolean('tflite_with_logits', False, 'The TFLite file also outputs logits.')
+  flags.DEFINE_string('representative_split', 'train', 'Split of the calibration images.')
+  flags.DEFINE_integer('num_representative_images', 100, 'Number of calibration images.')
 # --help lists the shared flags with this tool's own (absl shows only key flags).
 flags.adopt_module_key_flags(model_flags)
 

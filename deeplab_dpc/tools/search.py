@@ -41,113 +41,113 @@ from deeplab_dpc.flags import multi_ints
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum('mode', 'search', ['search', 'cache', 'rerank', 'fidelity'], 'What to do.')
 # search.py's own default (the paper searched on Cityscapes).
 _DEFAULT_DATASET = 'cityscapes'
-flags.DEFINE_string('dataset', None, model_flags.dataset_flag_help(_DEFAULT_DATASET))
-flags.DEFINE_string('dataset_dir', None, 'Folder of the dataset TFRecords; a folder with a '
-                    'dataset_info.json needs no --dataset.')
-flags.DEFINE_string('search_dir', None, 'The study folder (created; resumed if it exists).')
-flags.DEFINE_string('cache_dir', '', 'Feature cache folder; default <search_dir>/feature_cache.')
-flags.DEFINE_string('train_split', 'train', 'Split the proxy task trains on.')
-flags.DEFINE_string('eval_split', 'val', 'Split the proxy task is scored on.')
 
-# Backbone of the cached features (the original flag names).
-flags.DEFINE_string('model_variant', 'mobilenet_v2',
-                    'Backbone: mobilenet_v2 (as the paper) or xception_41/65/71.')
-flags.DEFINE_integer('output_stride', 16, 'Output stride of the cached features.')
-flags.DEFINE_float('depth_multiplier', 1.0, 'MobileNet-v2 width multiplier.')
-flags.DEFINE_integer('divisible_by', None, 'MobileNet-v2 channel rounding.')
-flags.DEFINE_string('tf_initial_checkpoint', '',
-                    'Backbone checkpoint (original TF1 release or ours). Unset: a randomly '
-                    'initialised backbone (a warning; only for tests and demos).')
-flags.DEFINE_multi_string('train_crop_size', ['769,769'], 'Crop (height,width) of the cached '
-                          'training and validation crops (paper: 769,769 on Cityscapes).')
-flags.DEFINE_float('min_scale_factor', 0.5, 'Training augmentation: minimum scale.')
-flags.DEFINE_float('max_scale_factor', 2.0, 'Training augmentation: maximum scale.')
-flags.DEFINE_float('scale_factor_step_size', 0.25, 'Training augmentation: scale step.')
-
-# Feature cache.
-flags.DEFINE_enum('feature_dtype', 'float16', ['float16', 'float32'],
-                  'Dtype of the cached features.')
-flags.DEFINE_integer('proxy_augmentation_copies', 1,
-                     'K: augmented copies of every training image in the cache.')
-flags.DEFINE_integer('proxy_max_train_examples', 0, 'Cache only the first N training images '
-                     '(0: all).')
-flags.DEFINE_integer('proxy_max_eval_examples', 0, 'Cache only the first N validation images '
-                     '(0: all).')
-flags.DEFINE_integer('cache_examples_per_shard', 256, 'Cached examples per TFRecord shard.')
-flags.DEFINE_integer('cache_batch_size', 8, 'Images per backbone call while caching.')
-
-# Proxy task.
-flags.DEFINE_integer('proxy_training_number_of_steps', 30000,
-                     'Proxy training steps per candidate (paper: 30000).')
-flags.DEFINE_integer('proxy_batch_size', 8, 'Proxy batch size (paper: 8).')
-flags.DEFINE_float('proxy_base_learning_rate', 0.01, 'Proxy poly learning rate (paper: 0.01).')
-flags.DEFINE_float('proxy_learning_power', 0.9, 'Poly power.')
-flags.DEFINE_float('proxy_momentum', 0.9, 'SGD momentum.')
-flags.DEFINE_float('proxy_weight_decay', constants.WEIGHT_DECAY, 'L2 on conv weights.')
-flags.DEFINE_boolean('proxy_upsample_logits', True, 'Proxy loss on logits upsampled to the '
-                     'labels (the original); false: labels downsampled, a much cheaper step.')
-flags.DEFINE_multi_string('label_weights', None, 'One loss weight per class, in the proxy '
-                          'task and the re-ranking\'s full training.')
-flags.DEFINE_enum('label_weights_from', 'none',
-                  ['none', 'median_frequency', 'inverse_frequency'],
-                  'Derive --label_weights from --train_split\'s pixel counts in '
-                  'dataset_info.json (a custom --dataset_dir); classes without pixels get 0.')
-flags.DEFINE_float('proxy_batch_norm_decay', None, 'Batch-norm decay of the candidate cells '
-                   '(unset: the original 0.9997; short proxy runs need e.g. 0.9).')
-
-# Search.
-flags.DEFINE_integer('num_branches', 5, 'B: branches per cell.')
-flags.DEFINE_integer('max_trials', 100, 'Trials of the study; run again with more to go on.')
-flags.DEFINE_string('algorithm', 'random_local', 'random_local: the paper\'s random search plus '
-                    'mutations of the --top_k best cells; evolution: regularised (aging) '
-                    'evolution with --population_size and --tournament_size; '
-                    'successive_halving: rungs of proxy steps (--eta, --num_rungs).')
-flags.DEFINE_float('mutation_probability', 0.5, 'Chance that a candidate is a mutation of one '
-                   'of the --top_k best cells (else uniformly sampled; random_local).')
-flags.DEFINE_integer('top_k', 10, 'Mutation parents: the k best cells so far (random_local).')
-flags.DEFINE_integer('population_size', 20, 'Evolution: the most recently completed trials '
-                     'that form the population (the oldest dies as each new one completes).')
-flags.DEFINE_integer('tournament_size', 5, 'Evolution: members drawn per candidate; the best '
-                     'of them is mutated.')
-flags.DEFINE_integer('eta', 3, 'Successive halving: the best 1/eta of a rung\'s trials go on '
-                     'to the next rung, with eta times the proxy steps.')
-flags.DEFINE_string('prescreen', '', 'NAME:FRACTION: draw ceil(1/FRACTION) candidates per trial '
-                    'and train only the best by the zero-cost score NAME (synflow, grad_norm, '
-                    'jacob_cov) on one cached minibatch; empty: train every candidate.')
-flags.DEFINE_integer('num_rungs', 3, 'Successive halving: rungs; the last trains '
-                     '--proxy_training_number_of_steps.')
-flags.DEFINE_list('seed_cells', [], 'Cell JSON files to try first (comma list).')
-flags.DEFINE_float('max_madds', None, 'Budget: multiply-adds of the cell\'s branches on the '
-                   'cached features.')
-flags.DEFINE_float('max_params', None, 'Budget: weights of the cell\'s branches.')
-flags.DEFINE_integer('num_best_cells', 5, 'Top cells written to <search_dir>/best_cells.')
-flags.DEFINE_integer('num_workers', 0, '0: one process; N: a chief and N local workers.')
-flags.DEFINE_integer('seed', 0, 'Seed of the search, the cache and the proxy task.')
-flags.DEFINE_integer('max_consecutive_failed_trials', 10,
-                     'Stop the search after this many failed trials in a row.')
-
-# Re-ranking.
-flags.DEFINE_integer('rerank_top_k', 8, 'Best proxy cells to train as full models (with 3, '
-                     'Spearman\'s rho can only be +-0.5 or +-1; 8 cells rank in 40320 ways).')
-flags.DEFINE_integer('rerank_training_number_of_steps', 30000, 'Full training steps per cell.')
-flags.DEFINE_integer('rerank_train_batch_size', 8, 'Full training batch size.')
-flags.DEFINE_float('rerank_base_learning_rate', 0.01, 'Full training learning rate.')
-flags.DEFINE_float('rerank_batch_norm_decay', None, 'Batch-norm decay of the full models '
-                   '(unset: the original 0.9997; short runs need e.g. 0.9).')
-flags.DEFINE_multi_string('rerank_eval_crop_size', None,
-                          'Evaluation crop (default: the dataset\'s whole image).')
-flags.DEFINE_multi_string('rerank_decoder_output_stride', None,
-                          'Decoder of the full models (e.g. 4); unset: none.')
-
-# Proxy fidelity (--mode=fidelity); the full recipe is the re-ranking's.
-flags.DEFINE_integer('fidelity_num_cells', 16, 'N: cells drawn uniformly from the space (>= 3).')
-flags.DEFINE_integer('fidelity_cell_seed', 0, 'Seed of the cell draw.')
-flags.DEFINE_integer('fidelity_noise_cells', 2, 'How many of the cells are also trained with '
-                     'other seeds, to measure the seed noise of one full training.')
-flags.DEFINE_integer('fidelity_noise_seeds', 3, 'Training seeds of each of those cells.')
+with cli.flag_group('Search'):
+  flags.DEFINE_enum('mode', 'search', ['search', 'cache', 'rerank', 'fidelity'], 'What to do.')
+  flags.DEFINE_string('search_dir', None, 'The study folder (created; resumed if it exists).')
+with cli.flag_group('Data'):
+  flags.DEFINE_string('dataset', None, model_flags.dataset_flag_help(_DEFAULT_DATASET))
+  flags.DEFINE_string('dataset_dir', None, 'Folder of the dataset TFRecords; a folder with a '
+                      'dataset_info.json needs no --dataset.')
+  flags.DEFINE_string('train_split', 'train', 'Split the proxy task trains on.')
+  flags.DEFINE_string('eval_split', 'val', 'Split the proxy task is scored on.')
+# The original flag names.
+with cli.flag_group('Backbone of the cached features'):
+  flags.DEFINE_string('model_variant', 'mobilenet_v2',
+                      'Backbone: mobilenet_v2 (as the paper) or xception_41/65/71.')
+  flags.DEFINE_integer('output_stride', 16, 'Output stride of the cached features.')
+  flags.DEFINE_float('depth_multiplier', 1.0, 'MobileNet-v2 width multiplier.')
+  flags.DEFINE_integer('divisible_by', None, 'MobileNet-v2 channel rounding.')
+  flags.DEFINE_string('tf_initial_checkpoint', '',
+                      'Backbone checkpoint (original TF1 release or ours). Unset: a randomly '
+                      'initialised backbone (a warning; only for tests and demos).')
+  flags.DEFINE_multi_string('train_crop_size', ['769,769'], 'Crop (height,width) of the cached '
+                            'training and validation crops (paper: 769,769 on Cityscapes).')
+  flags.DEFINE_float('min_scale_factor', 0.5, 'Training augmentation: minimum scale.')
+  flags.DEFINE_float('max_scale_factor', 2.0, 'Training augmentation: maximum scale.')
+  flags.DEFINE_float('scale_factor_step_size', 0.25, 'Training augmentation: scale step.')
+with cli.flag_group('Feature cache'):
+  flags.DEFINE_string('cache_dir', '',
+                      'Feature cache folder; default <search_dir>/feature_cache.')
+  flags.DEFINE_enum('feature_dtype', 'float16', ['float16', 'float32'],
+                    'Dtype of the cached features.')
+  flags.DEFINE_integer('proxy_augmentation_copies', 1,
+                       'K: augmented copies of every training image in the cache.')
+  flags.DEFINE_integer('proxy_max_train_examples', 0, 'Cache only the first N training images '
+                       '(0: all).')
+  flags.DEFINE_integer('proxy_max_eval_examples', 0, 'Cache only the first N validation images '
+                       '(0: all).')
+  flags.DEFINE_integer('cache_examples_per_shard', 256, 'Cached examples per TFRecord shard.')
+  flags.DEFINE_integer('cache_batch_size', 8, 'Images per backbone call while caching.')
+with cli.flag_group('Proxy task'):
+  flags.DEFINE_integer('proxy_training_number_of_steps', 30000,
+                       'Proxy training steps per candidate (paper: 30000).')
+  flags.DEFINE_integer('proxy_batch_size', 8, 'Proxy batch size (paper: 8).')
+  flags.DEFINE_float('proxy_base_learning_rate', 0.01, 'Proxy poly learning rate (paper: 0.01).')
+  flags.DEFINE_float('proxy_learning_power', 0.9, 'Poly power.')
+  flags.DEFINE_float('proxy_momentum', 0.9, 'SGD momentum.')
+  flags.DEFINE_float('proxy_weight_decay', constants.WEIGHT_DECAY, 'L2 on conv weights.')
+  flags.DEFINE_boolean('proxy_upsample_logits', True, 'Proxy loss on logits upsampled to the '
+                       'labels (the original); false: labels downsampled, a much cheaper step.')
+  flags.DEFINE_multi_string('label_weights', None, 'One loss weight per class, in the proxy '
+                            'task and the re-ranking\'s full training.')
+  flags.DEFINE_enum('label_weights_from', 'none',
+                    ['none', 'median_frequency', 'inverse_frequency'],
+                    'Derive --label_weights from --train_split\'s pixel counts in '
+                    'dataset_info.json (a custom --dataset_dir); classes without pixels get 0.')
+  flags.DEFINE_float('proxy_batch_norm_decay', None, 'Batch-norm decay of the candidate cells '
+                     '(unset: the original 0.9997; short proxy runs need e.g. 0.9).')
+with cli.flag_group('Search'):
+  flags.DEFINE_integer('num_branches', 5, 'B: branches per cell.')
+  flags.DEFINE_integer('max_trials', 100, 'Trials of the study; run again with more to go on.')
+  flags.DEFINE_string('algorithm', 'random_local', 'random_local: the paper\'s random search plus '
+                      'mutations of the --top_k best cells; evolution: regularised (aging) '
+                      'evolution with --population_size and --tournament_size; '
+                      'successive_halving: rungs of proxy steps (--eta, --num_rungs).')
+  flags.DEFINE_float('mutation_probability', 0.5, 'Chance that a candidate is a mutation of one '
+                     'of the --top_k best cells (else uniformly sampled; random_local).')
+  flags.DEFINE_integer('top_k', 10, 'Mutation parents: the k best cells so far (random_local).')
+  flags.DEFINE_integer('population_size', 20, 'Evolution: the most recently completed trials '
+                       'that form the population (the oldest dies as each new one completes).')
+  flags.DEFINE_integer('tournament_size', 5, 'Evolution: members drawn per candidate; the best '
+                       'of them is mutated.')
+  flags.DEFINE_integer('eta', 3, 'Successive halving: the best 1/eta of a rung\'s trials go on '
+                       'to the next rung, with eta times the proxy steps.')
+  flags.DEFINE_string('prescreen', '', 'NAME:FRACTION: draw ceil(1/FRACTION) candidates per trial '
+                      'and train only the best by the zero-cost score NAME (synflow, grad_norm, '
+                      'jacob_cov) on one cached minibatch; empty: train every candidate.')
+  flags.DEFINE_integer('num_rungs', 3, 'Successive halving: rungs; the last trains '
+                       '--proxy_training_number_of_steps.')
+  flags.DEFINE_list('seed_cells', [], 'Cell JSON files to try first (comma list).')
+  flags.DEFINE_float('max_madds', None, 'Budget: multiply-adds of the cell\'s branches on the '
+                     'cached features.')
+  flags.DEFINE_float('max_params', None, 'Budget: weights of the cell\'s branches.')
+  flags.DEFINE_integer('num_best_cells', 5, 'Top cells written to <search_dir>/best_cells.')
+  flags.DEFINE_integer('num_workers', 0, '0: one process; N: a chief and N local workers.')
+  flags.DEFINE_integer('seed', 0, 'Seed of the search, the cache and the proxy task.')
+  flags.DEFINE_integer('max_consecutive_failed_trials', 10,
+                       'Stop the search after this many failed trials in a row.')
+with cli.flag_group('Re-ranking (--mode=rerank)'):
+  flags.DEFINE_integer('rerank_top_k', 8, 'Best proxy cells to train as full models (with 3, '
+                       'Spearman\'s rho can only be +-0.5 or +-1; 8 cells rank in 40320 ways).')
+  flags.DEFINE_integer('rerank_training_number_of_steps', 30000, 'Full training steps per cell.')
+  flags.DEFINE_integer('rerank_train_batch_size', 8, 'Full training batch size.')
+  flags.DEFINE_float('rerank_base_learning_rate', 0.01, 'Full training learning rate.')
+  flags.DEFINE_float('rerank_batch_norm_decay', None, 'Batch-norm decay of the full models '
+                     '(unset: the original 0.9997; short runs need e.g. 0.9).')
+  flags.DEFINE_multi_string('rerank_eval_crop_size', None,
+                            'Evaluation crop (default: the dataset\'s whole image).')
+  flags.DEFINE_multi_string('rerank_decoder_output_stride', None,
+                            'Decoder of the full models (e.g. 4); unset: none.')
+# The full recipe is the re-ranking's.
+with cli.flag_group('Proxy fidelity (--mode=fidelity)'):
+  flags.DEFINE_integer('fidelity_num_cells', 16, 'N: cells drawn uniformly from the space (>= 3).')
+  flags.DEFINE_integer('fidelity_cell_seed', 0, 'Seed of the cell draw.')
+  flags.DEFINE_integer('fidelity_noise_cells', 2, 'How many of the cells are also trained with '
+                       'other seeds, to measure the seed noise of one full training.')
+  flags.DEFINE_integer('fidelity_noise_seeds', 3, 'Training seeds of each of those cells.')
 
 
 def _crop_size(values, flag):

@@ -23,20 +23,24 @@ from deeplab_dpc.evaluation import visualizer
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string('vis_logdir', None, 'Where the images are written.')
-flags.DEFINE_integer('vis_batch_size', 1, 'Images per batch.')
-flags.DEFINE_multi_string('vis_crop_size', ['513,513'],
-                          'Crop size [height, width] (at least every image size).')
-flags.DEFINE_string('vis_split', 'val', 'Split to visualise.')
-flags.DEFINE_string('colormap_type', 'pascal',
-                    'Colormap: ' + ', '.join(colormaps.COLORMAP_NAMES) +
-                    '; empty = the dataset\'s own. Unset with a --dataset_dir whose '
-                    'dataset_info.json lists colours: those colours.')
-flags.DEFINE_boolean('also_save_raw_predictions', False,
-                     'Also save raw predictions (Cityscapes: label ids for the benchmark).')
-flags.DEFINE_integer('max_number_of_iterations', 0,
-                     'Visualise this many checkpoints, then stop; 0 or less = forever.')
 eval_flags.define_common_flags()
+with cli.flag_group('Data'):
+  flags.DEFINE_string('vis_split', 'val', 'Split to visualise.')
+with cli.flag_group('Checkpoints'):
+  flags.DEFINE_integer('max_number_of_iterations', 0,
+                       'Visualise this many checkpoints, then stop; 0 or less = forever.')
+with cli.flag_group('Inference'):
+  flags.DEFINE_integer('vis_batch_size', 1, 'Images per batch.')
+  flags.DEFINE_multi_string('vis_crop_size', ['513,513'],
+                            'Crop size [height, width] (at least every image size).')
+with cli.flag_group('Output'):
+  flags.DEFINE_string('vis_logdir', None, 'Where the images are written.')
+  flags.DEFINE_string('colormap_type', 'pascal',
+                      'Colormap: ' + ', '.join(colormaps.COLORMAP_NAMES) +
+                      '; empty = the dataset\'s own. Unset with a --dataset_dir whose '
+                      'dataset_info.json lists colours: those colours.')
+  flags.DEFINE_boolean('also_save_raw_predictions', False,
+                       'Also save raw predictions (Cityscapes: label ids for the benchmark).')
 # --help lists the shared flags with this tool's own (absl shows only key flags).
 flags.adopt_module_key_flags(eval_flags)
 flags.adopt_module_key_flags(model_flags)
