@@ -61,13 +61,23 @@ def _backbone_scope(model) -> str:
 
 
 def _resolve(path: str, flag: str) -> str:
-  """Accepts a checkpoint prefix or a directory holding checkpoints."""
+  """Accepts a checkpoint prefix or a directory holding checkpoints.
+
+  A directory is resolved by its `checkpoint` state file (ours, a TF1 logdir), else
+  by the one `*.index` in it (the released tarballs hold `model.ckpt.*` only).
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if fileio.isdir(path):
     latest = tf.train.latest_checkpoint(path)
-    if latest is None:
-      raise FileNotFoundError(f'--{flag}: no checkpoint in directory {path}')
-    return latest
+    if latest is not None:
+      return latest
+    prefixes = [index[:-len('.index')] for index in fileio.glob_in(path, '*.index')]
+    if len(prefixes) == 1:
+      return prefixes[0]
+    if prefixes:
+      raise ValueError(f'--{flag}: directory {path} holds several checkpoints and no '
+                       'checkpoint state file; give one prefix: ' + ', '.join(prefixes))
+    raise FileNotFoundError(f'--{flag}: no checkpoint in directory {path}')
   if not fileio.exists(path + '.index'):
     if fileio.exists(path):
       raise ValueError(f'--{flag}: {path} is not a checkpoint (give the prefix, '

@@ -61,6 +61,19 @@ def test_strict_load_assigns_every_variable(model, tmp_path):
     np.testing.assert_array_equal(value, tensors[name], err_msg=name)
 
 
+def test_a_released_folder_without_state_file_resolves_to_its_checkpoint(model, tmp_path):
+  # The released tarballs hold model.ckpt.* and a frozen graph, no `checkpoint` file.
+  tensors = _recipe_of(model)
+  _write(tensors, str(tmp_path))
+  (tmp_path / 'frozen_inference_graph.pb').write_bytes(b'graph')
+  result = checkpoints.load_checkpoint(model, str(tmp_path), flag='checkpoint_path')
+  assert result['loaded'] == len(tensors)
+  recipe_checkpoint.write_tf1_checkpoint(tensors, str(tmp_path / 'other.ckpt'))
+  with pytest.raises(ValueError, match=r'--checkpoint_path: directory .* holds several '
+                     r'checkpoints .*model\.ckpt, .*other\.ckpt'):
+    checkpoints.load_checkpoint(model, str(tmp_path), flag='checkpoint_path')
+
+
 def test_strict_lists_missing_unexpected_and_mismatched(model, tmp_path):
   tensors = _recipe_of(model, drop=('aspp0/',), extra={'foo/weights': np.zeros(3, np.float32)},
                        reshape={'logits/semantic/weights': (1, 1, 256, 21),
