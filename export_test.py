@@ -16,6 +16,7 @@ from deeplab_dpc import model as model_lib
 from deeplab_dpc import options as options_lib
 from deeplab_dpc import serving
 from deeplab_dpc import tflite
+from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import demo
 from deeplab_dpc.data import preprocess
 from deeplab_dpc.data import shard_writer
@@ -136,6 +137,8 @@ def test_multi_scale_export_equals_in_process_prediction(tmp_path):
     (['--output_stride=12'], '--output_stride must be 8, 16 or 32'),
     (['--crop_size=129,x'], '--crop_size must be integers'),
     (['--num_classes=0'], '--num_classes must be an integer >= 1'),
+    (['--dataset=pascal_voc_seg'],
+     '--num_classes=19 but --dataset=pascal_voc_seg has 21 classes: leave out --num_classes'),
     (['--dense_prediction_cell_json=/nonexistent.json'], 'dense_prediction_cell_json: no such'),
 ])
 def test_user_mistakes_exit_2_with_one_line(flags, message, golden_checkpoint, tmp_path):
@@ -181,15 +184,16 @@ def any_size_export(mobilenet):
   """One export.py run: the any-size SavedModel and a full-integer TFLite file."""
   _, prefix, root = mobilenet
   demo_dir = str(root / 'demo')
-  # Four demo images are enough calibration for a plumbing test.
-  shard_writer.write_split(demo_dir, 'train', [('train', i) for i in range(4)],
+  # Four demo images in a Cityscapes-named folder (--dataset must have the model's 19
+  # classes) are enough calibration for a plumbing test.
+  shard_writer.write_split(demo_dir, 'train_fine', [('train', i) for i in range(4)],
                            demo.to_example, 1)
   paths = {'saved_model': str(root / 'any_size'), 'tflite': str(root / 'model.tflite')}
   result = _export(f'--checkpoint_path={prefix}', f'--export_path={paths["saved_model"]}',
                    *MOBILENET_FLAGS, '--min_resize_value=129', '--max_resize_value=129',
                    f'--tflite_path={paths["tflite"]}', '--quantization=full_integer',
-                   '--dataset=demo', f'--dataset_dir={demo_dir}',
-                   '--num_representative_images=4')
+                   '--dataset=cityscapes', f'--dataset_dir={demo_dir}',
+                   '--representative_split=train_fine', '--num_representative_images=4')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'TFLite file (full_integer) written to' in result.stdout
   paths['serve'] = tf.saved_model.load(paths['saved_model']).signatures['serving_default']
@@ -235,6 +239,11 @@ def test_any_size_saved_model_records_its_resize_values(any_size_export):
     recorded = json.load(f)
   assert (recorded['min_resize_value'], recorded['max_resize_value'],
           recorded['resize_factor']) == (129, 129, None)
+  # A built-in --dataset is recorded with its colours, which segment.py draws with.
+  assert recorded['dataset']['name'] == 'cityscapes'
+  assert recorded['dataset']['class_names'][:2] == ['road', 'sidewalk']
+  np.testing.assert_array_equal(recorded['dataset']['colormap'],
+                                colormaps.colormap('cityscapes')[:19])
 
 
 def test_resized_image_larger_than_the_crop_is_an_error(mobilenet):

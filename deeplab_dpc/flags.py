@@ -99,15 +99,15 @@ def dataset_descriptor(default: str = DEFAULT_DATASET):
 
 
 def num_classes_and_dataset(flag: str = 'num_classes'):
-  """A --num_classes flag checked against a --dataset_dir's dataset.
+  """A --num_classes flag checked against the dataset of --dataset / --dataset_dir.
 
-  With a custom dataset (a --dataset_dir holding `dataset_info.json`) the class
-  count is the file's and --num_classes may be left out; a --num_classes given
-  with it must agree. Otherwise the flag's value stands, as in the original
-  export_model.py (a built-in --dataset there only names calibration images).
+  With a custom dataset (a --dataset_dir holding `dataset_info.json`) or a built-in
+  one named by --dataset, the class count is the dataset's and --num_classes may be
+  left out; a --num_classes given with it must agree. With neither, the flag's value
+  stands, as in the original export_model.py (default 21).
 
   Returns:
-    (number of classes, the custom `DatasetDescriptor` or None).
+    (number of classes, the dataset's `DatasetDescriptor` or None without one).
 
   Raises:
     ValueError: --num_classes is below 1, or disagrees with the dataset (both numbers
@@ -119,7 +119,7 @@ def num_classes_and_dataset(flag: str = 'num_classes'):
     raise ValueError(f'--{flag} must be an integer >= 1, got {value}')
   from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   name = dataset_name()
-  if name != descriptors.CUSTOM_DATASET:
+  if name != descriptors.CUSTOM_DATASET and not FLAGS.dataset:
     return value, None
   descriptor = descriptors.get_dataset_descriptor(name, FLAGS.dataset_dir)
   if given and value != descriptor.num_classes:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from deeplab_dpc import fileio
 from deeplab_dpc.data import colormaps
+from deeplab_dpc.data import descriptors
 from deeplab_dpc.data import image_io
 
 OPTIONS_ASSET = 'deeplab_options.json'  # serving.OPTIONS_ASSET, without importing TF.
@@ -106,13 +107,30 @@ def read_export_options(saved_model_dir: str) -> dict | None:
     raise ValueError(f'--saved_model: {path} is not readable JSON ({e})') from None
 
 
-DEFAULT_COLORMAP = 'cityscapes'
+# The colormap of the original's default dataset (pascal_voc_seg, export.py's 21 classes).
+DEFAULT_COLORMAP = 'pascal'
 
 
 def export_colormap(export_options: dict | None):
-  """The colours of an export's dataset ([N, 3]), or `DEFAULT_COLORMAP` if it has none."""
-  colors = ((export_options or {}).get('dataset') or {}).get('colormap')
-  return np.asarray(colors, dtype=np.int64) if colors else DEFAULT_COLORMAP
+  """The colours segment.py draws an export's classes in.
+
+  Args:
+    export_options: The export's `assets/deeplab_options.json`, or None.
+
+  Returns:
+    The colours export.py recorded for its --dataset or custom --dataset_dir
+    ([N, 3]); for an export without a dataset, the colormap name of the one
+    built-in dataset with its class count (19: cityscapes, 21: pascal, 7:
+    person_part, 6: demo), else `DEFAULT_COLORMAP`.
+  """
+  export_options = export_options or {}
+  colors = (export_options.get('dataset') or {}).get('colormap')
+  if colors:
+    return np.asarray(colors, dtype=np.int64)
+  num_classes = (export_options.get('model_options') or {}).get('num_classes')
+  names = {descriptor.colormap_name for descriptor in descriptors.BUILT_IN_DESCRIPTORS
+           if descriptor.num_classes == num_classes}
+  return names.pop() if len(names) == 1 else DEFAULT_COLORMAP
 
 
 def check_saved_model_dir(saved_model_dir: str) -> None:
@@ -191,11 +209,10 @@ def _assertion(message: str) -> str:
 
 
 def segment_images(saved_model_dir: str, image_paths, output_dir: str,
-                   colormap: str | None = 'cityscapes') -> list[str]:
+                   colormap: str | None = None) -> list[str]:
   """Runs `serving_default` on each image; writes `<name>_prediction.png` (coloured).
 
-  `colormap` None: the colours of the export's dataset (a custom dataset's,
-  recorded by export.py), else 'cityscapes'.
+  `colormap` None: the colours of the export's dataset (`export_colormap`).
 
   Also writes `<name>_labels.png` (raw class ids) beside it. The arguments and
   every image's header and size are checked before the first prediction is

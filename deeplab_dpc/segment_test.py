@@ -198,3 +198,21 @@ def test_damaged_saved_model_is_named(tmp_path):
   with pytest.raises(ValueError, match=f'--saved_model={folder} is not a readable SavedModel'):
     segment.segment_images(str(folder), [str(image)], str(tmp_path / 'out'))
   assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('export_options, expected', [
+    ({'dataset': {'colormap': [[1, 2, 3], [4, 5, 6]]}, 'model_options': {'num_classes': 2}},
+     [[1, 2, 3], [4, 5, 6]]),
+    ({'model_options': {'num_classes': 19}}, 'cityscapes'),
+    ({'model_options': {'num_classes': 21}}, 'pascal'),
+    ({'model_options': {'num_classes': 7}}, 'person_part'),
+    ({'model_options': {'num_classes': 6}}, 'demo'),
+    ({'model_options': {'num_classes': 3}}, 'pascal'),
+    (None, 'pascal'),
+])
+def test_colours_follow_the_exports_dataset_or_its_class_count(export_options, expected):
+  colormap = segment.export_colormap(export_options)
+  if isinstance(expected, str):
+    assert colormap == expected
+  else:
+    np.testing.assert_array_equal(colormap, expected)

@@ -25,8 +25,9 @@ FLAGS = flags.FLAGS
 # Original export_model.py flags and defaults.
 model_flags.define_model_flags(output_stride=8)
 with cli.flag_group('Model'):
-  flags.DEFINE_integer('num_classes', 21, 'Number of classes; with a --dataset_dir holding '
-                       'a dataset_info.json, that file\'s (a different value is an error).')
+  flags.DEFINE_integer('num_classes', 21, 'Number of classes; with --dataset (or a '
+                       '--dataset_dir holding a dataset_info.json) the dataset\'s (a '
+                       'different value is an error).')
 # The original common.py --min_resize_value, --max_resize_value and --resize_factor: with
 # them the SavedModel takes images of any size. --dataset and --dataset_dir name the
 # full-integer calibration images, and a custom dataset's class count, names and colours.

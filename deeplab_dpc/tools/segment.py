@@ -15,8 +15,9 @@ flags.DEFINE_string('saved_model', None, 'SavedModel directory written by export
 flags.DEFINE_multi_string('image', None, 'Image file(s) to segment.')
 flags.DEFINE_string('output_dir', None, 'Directory for the predictions.')
 flags.DEFINE_enum('colormap', segment.DEFAULT_COLORMAP, list(colormaps.COLORMAP_NAMES),
-                  'Colormap of the coloured predictions. Unset: the colours of a custom '
-                  'dataset\'s export (its dataset_info.json), else cityscapes.')
+                  'Colormap of the coloured predictions. Unset: the colours of the '
+                  'export\'s dataset (export.py --dataset or a custom --dataset_dir), '
+                  'else of the built-in dataset with its class count, else pascal.')
 
 
 def main(argv):
