@@ -21,6 +21,7 @@ import re
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from deeplab_dpc import constants
 from deeplab_dpc import fileio
@@ -66,7 +67,6 @@ def _resolve(path: str, flag: str) -> str:
   A directory is resolved by its `checkpoint` state file (ours, a TF1 logdir), else
   by the one `*.index` in it (the released tarballs hold `model.ckpt.*` only).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if fileio.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if latest is not None:
@@ -120,7 +120,6 @@ def load_reader(path: str):
   TensorFlow's own takes a prefix for a folder on filesystems that call any prefix
   of a file name a folder (ram://: `ckpt-2` when `ckpt-2.index` exists).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if fileio.isdir(path):
     return tf.train.load_checkpoint(path)
   return tf.compat.v1.train.NewCheckpointReader(path)
@@ -223,7 +222,6 @@ def load_checkpoint(model, path: str, mode: str = STRICT,
     ValueError: not a checkpoint, or missing, unexpected or shape-mismatched
       variables (all listed in one message).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if mode not in MODES:
     raise ValueError(f'checkpoint mode must be one of {MODES}, got {mode!r}')
   path, reader = _reader(path, flag)
@@ -295,11 +293,9 @@ def _mismatch_message(path, flag, mode, model, missing, unexpected, mismatched, 
 
 def checkpointable(model):
   """A trackable holding the model's variables by original name (for tf.train.Checkpoint)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.train.Checkpoint(**original_names(model))
 
 
 def save_checkpoint(model, prefix: str) -> str:
   """Writes our checkpoint of the model alone (variables by original name)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.train.Checkpoint(**{CHECKPOINT_MODEL_KEY: checkpointable(model)}).write(prefix)

@@ -19,11 +19,14 @@ from typing import Callable, Optional, Sequence
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from deeplab_dpc import checkpoints
 from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc.data import descriptors
+from deeplab_dpc.data import pipeline
+from deeplab_dpc.data import tfds_source
 from deeplab_dpc.evaluation import metrics
 from deeplab_dpc.evaluation import progress as progress_lib
 from deeplab_dpc.evaluation import watch
@@ -104,7 +107,6 @@ def prediction_function(model, eval_scales: Sequence[float] = (1.0,),
 
   Traced once for any batch size (the last batch of a split may be smaller).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   height, width = model.options.crop_size
   scales = tuple(float(s) for s in eval_scales)
 
@@ -131,8 +133,6 @@ def _count_tfrecords(path: str) -> int:
 
 def count_examples(config: EvalConfig) -> Optional[int]:
   """Examples in the split (for the progress ETA); None if it cannot be told cheaply."""
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import tfds_source  # pylint: disable=g-import-not-at-top
   if tfds_source.is_tfds_source(config.dataset_dir):
     return config.descriptor.splits_to_sizes.get(config.descriptor.canonical_split(config.split))
   try:
@@ -144,7 +144,6 @@ def count_examples(config: EvalConfig) -> Optional[int]:
 
 def split_files(config: EvalConfig):
   """The TFRecord files of the evaluated split (None for a tfds source)."""
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   return pipeline.split_files(config.dataset_dir, config.split, config.dataset)
 
 
@@ -154,7 +153,6 @@ def build_dataset(config: EvalConfig, crop_size: Sequence[int],
 
   `crop_size_flag` is the flag an image larger than the crop is told to raise.
   """
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   return pipeline.build_dataset(
       config.dataset, config.dataset_dir, config.split, crop_size=tuple(crop_size),
       batch_size=config.batch_size, is_training=False,
@@ -176,8 +174,6 @@ def iterate_batches(dataset, files=None):
     files: Its TFRecord files (`pipeline.split_files`), a function returning
       them, or None.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   iterator = iter(dataset)
   while True:
     try:
@@ -352,7 +348,6 @@ class Evaluator:
     self._write_summaries(result, confusion)
 
   def _write_summaries(self, result: dict, confusion) -> None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     if self._writer is None:
       self._writer = tf.summary.create_file_writer(self.eval_logdir)
     overall_tag, class_tags = summary_tags(result['eval_scales'], result['add_flipped_images'],
@@ -373,7 +368,6 @@ class Evaluator:
 
 def older_checkpoints(checkpoint_dir: str, path: str) -> list[str]:
   """The checkpoints of `checkpoint_dir` older than `path`, newest first."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   state = tf.train.get_checkpoint_state(checkpoint_dir)
   if state is None:
     return []

@@ -21,12 +21,14 @@ from typing import Callable, Optional
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from deeplab_dpc import checkpoints
 from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
 from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import image_io
+from deeplab_dpc.data import preprocess
 from deeplab_dpc.evaluation import cityscapes_format
 from deeplab_dpc.evaluation import evaluator as evaluator_lib
 from deeplab_dpc.evaluation import progress as progress_lib
@@ -60,8 +62,6 @@ def _processed_size(height: int, width: int, config) -> tuple[int, int]:
   """Size of an image after the pipeline's resizing (before padding)."""
   if not (config.min_resize_value or config.max_resize_value):
     return height, width
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import preprocess  # pylint: disable=g-import-not-at-top
   # The pipeline's own function, so the size is exactly the one it produced.
   resized, _ = preprocess.resize_to_range(tf.zeros([height, width, 1]), None,
                                           config.min_resize_value, config.max_resize_value,
@@ -70,7 +70,6 @@ def _processed_size(height: int, width: int, config) -> tuple[int, int]:
 
 
 def _resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   resized = tf.raw_ops.ResizeNearestNeighbor(
       images=tf.constant(labels[None, :, :, None].astype(np.int32)), size=list(size),
       align_corners=True, half_pixel_centers=False)
