@@ -70,8 +70,10 @@ def run_until_budget(config: study.SearchConfig, budget_steps: int) -> list[dict
     spent = budget_curve(entries, full_steps)[-1][0] if entries else 0
     if spent >= budget_steps or summary['stop_reason'] or len(entries) < trials:
       return entries
-    fewest = min(int(e.get('proxy_steps') or full_steps) for e in entries)
-    trials = len(entries) + max(1, (budget_steps - spent) // fewest)
+    # As many more trials as the rest of the budget pays for at full proxy steps: a
+    # rung's cheap trials then take more rounds, and a study overshoots the budget by
+    # at most one full proxy training (promotions spend the full steps).
+    trials = len(entries) + max(1, (budget_steps - spent) // full_steps)
 
 
 def _median_min_max(values: list) -> dict:

@@ -41,6 +41,9 @@ def test_a_tiny_run_writes_curves_per_variant_and_seed(tmp_path):
   baseline, halving = report['curves']['random_local'][0], report['curves']['successive_halving'][0]
   assert baseline[-1][0] >= 2 * report['budget_steps'] == 54  # The baseline runs to 2B.
   assert halving[-1][0] >= report['budget_steps']
+  # Rung trials run in rounds the rest of the budget pays for: at most one full proxy
+  # training beyond it.
+  assert halving[-1][0] <= report['budget_steps'] + 9
   assert any(best is not None for _, best in halving)
   for variant in report['curves']:
     stats = report['at_budget'][variant]
