@@ -19,6 +19,7 @@ import tarfile
 import numpy as np
 from PIL import Image
 
+from deeplab_dpc import cell
 from deeplab_dpc import checkpoints
 from deeplab_dpc import model as model_lib
 from deeplab_dpc import options as options_lib
@@ -28,7 +29,6 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 _README = os.path.join(ROOT, 'README.md')
 _DATASETS_DOC = os.path.join(ROOT, 'docs', 'datasets.md')
 _TARBALL = 'deeplab_cityscapes_xception71_trainfine_2018_09_08.tar.gz'
-_CELL = 'deeplab_dpc/cells/dense_prediction_cell_branch5_top1_cityscapes.json'
 # The stand-in release's crop (the README's 1025x2049, tiny) and photo size.
 _CROP = (65, 129)
 _PHOTO = (48, 96)
@@ -66,7 +66,7 @@ def _released_tarball(folder: str) -> None:
   """A stand-in for the released tarball: train_fine/model.ckpt.* (+ a frozen graph)."""
   options = options_lib.ModelOptions.create(
       num_classes=19, model_variant='xception_71', crop_size=f'{_CROP[0]},{_CROP[1]}', output_stride=16,
-      decoder_output_stride='4', dense_prediction_cell_json=os.path.join(ROOT, _CELL))
+      decoder_output_stride='4', dense_prediction_cell_json=cell.RELEASED_CELL_PATH)
   model = model_lib.build_model(options)
   tensors = {name: recipe_checkpoint.recipe_value(name, variable.shape)
              for name, variable in checkpoints.original_names(model).items()}

@@ -41,7 +41,6 @@ from tensorflow.python.framework import convert_to_constants  # pylint: disable=
 from deeplab_dpc import constants
 from deeplab_dpc import fileio
 from deeplab_dpc import model as model_lib
-from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import preprocess
 
 OPTIONS_ASSET = 'deeplab_options.json'
@@ -306,8 +305,7 @@ def dataset_settings(descriptor) -> dict:
   The colours are the dataset's own (a custom dataset's) or those of its colormap
   (a built-in dataset's), one [r, g, b] per class: segment.py draws with them.
   """
-  colors = (descriptor.colors if descriptor.colors is not None else
-            colormaps.colormap(descriptor.colormap_name)[:descriptor.num_classes])
+  colors = descriptor.colormap()[:descriptor.num_classes]
   return {'name': descriptor.name, 'class_names': list(descriptor.class_names),
           'ignore_label': int(descriptor.ignore_label),
           'colormap': [[int(v) for v in c] for c in colors]}
@@ -323,9 +321,9 @@ def export_saved_model(model: model_lib.DeepLabModel, export_path: str,
   `assets/deeplab_options.json` (with `dataset`: its class names, ignore label
   and colours, so that segment.py draws the classes in the dataset's colours). The
   export is written into a hidden sibling folder and renamed into place, so a
-  failure (disk full, a kill) leaves any
-  previous export untouched. Only a previous SavedModel export (or an empty
-  folder) is replaced, unless `overwrite`. The folder's mode follows the umask.
+  failure (disk full, a kill) leaves any previous export untouched. Only a
+  previous SavedModel export (or an empty folder) is replaced, unless
+  `overwrite`. The folder's mode follows the umask.
 
   Args:
     model: A built `DeepLabModel` holding the weights to serve.

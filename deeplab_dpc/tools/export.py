@@ -30,7 +30,8 @@ with cli.flag_group('Model'):
                        'different value is an error).')
 # The original common.py --min_resize_value, --max_resize_value and --resize_factor: with
 # them the SavedModel takes images of any size. --dataset and --dataset_dir name the
-# full-integer calibration images, and a custom dataset's class count, names and colours.
+# full-integer calibration images and the dataset (built-in or custom) whose class count,
+# names and colours the export takes.
 model_flags.define_dataset_flags()
 with cli.flag_group('Inference'):
   flags.DEFINE_multi_string('crop_size', ['513', '513'], 'Crop size [height, width].')
