@@ -22,6 +22,7 @@ original DPC rejects it), the Dense Prediction Cell head (`conv` and
 more stages) and upsampled-logits prediction.
 """
 
+import contextlib
 import dataclasses
 
 import tensorflow as tf
@@ -37,6 +38,34 @@ _WEIGHTS_STDDEV = 0.09
 # `dense_prediction_cell_hparams()`: reduction_size and concat_channels.
 _DPC_DEPTH = 256
 _DECODER_PROJECTION_DEPTH = 48
+# The original's training defaults (`train.py` flags, `model_options`).
+_BATCH_NORM_DECAY = 0.9997
+_DPC_KEEP_PROB = 0.9
+_WEIGHT_DECAY = 4e-5
+_MOMENTUM = 0.9
+
+
+@dataclasses.dataclass
+class _Mode:
+  """What slim's arg scopes switch between inference and training graphs."""
+  is_training: bool = False
+  weight_decay: float = 0.0
+  # A recorded DPC dropout keep mask to apply instead of a random one (parity tests).
+  keep_mask: tf.Tensor | None = None
+
+
+_MODE = _Mode()
+
+
+@contextlib.contextmanager
+def _training_mode(weight_decay, keep_mask=None):
+  # The builders below read the mode as slim's arg_scope would hand it to them.
+  global _MODE  # pylint: disable=global-statement
+  previous, _MODE = _MODE, _Mode(True, weight_decay, keep_mask)
+  try:
+    yield
+  finally:
+    _MODE = previous
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +143,12 @@ def _variable(name, shape, initializer, trainable=True):
 
 
 def _batch_norm(x, epsilon):
-  """slim.batch_norm at inference: fused, on the moving statistics, scale on."""
+  """slim.batch_norm, fused, scale on.
+
+  At inference it normalises with the moving statistics; in training with the
+  batch's, and adds to UPDATE_OPS the moving-average assignments of the fused
+  op's batch mean and (Bessel-corrected) variance, as slim does.
+  """
   channels = x.shape[-1]
   with tf.compat.v1.variable_scope('BatchNorm'):
     gamma = _variable('gamma', [channels], tf.compat.v1.ones_initializer())
@@ -123,10 +157,26 @@ def _batch_norm(x, epsilon):
                      trainable=False)
     variance = _variable('moving_variance', [channels], tf.compat.v1.ones_initializer(),
                          trainable=False)
-    # slim's fused path: one FusedBatchNormV3, not folded into the conv.
-    y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-        x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=False)
+    if not _MODE.is_training:
+      # slim's fused path: one FusedBatchNormV3, not folded into the conv.
+      y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+          x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=False)
+      return y
+    y, batch_mean, batch_variance = tf.compat.v1.nn.fused_batch_norm(
+        x, gamma, beta, epsilon=epsilon, is_training=True)
+    for variable, value in ((mean, batch_mean), (variance, batch_variance)):
+      # moving_averages.assign_moving_average without zero debias.
+      update = tf.compat.v1.assign_sub(variable, (variable - value) * (1 - _BATCH_NORM_DECAY))
+      tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, update)
   return y
+
+
+def _regularize(weights):
+  """slim's l2_regularizer on a conv's `weights` (never on depthwise ones)."""
+  if _MODE.is_training and _MODE.weight_decay:
+    tf.compat.v1.add_to_collection(
+        tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES,
+        tf.multiply(_MODE.weight_decay, tf.nn.l2_loss(weights), name='l2_regularizer'))
 
 
 def _fixed_padding(x, kernel_size, rate=1):
@@ -148,6 +198,7 @@ def _conv(x, filters, kernel_size, scope, *, stride=1, padding='SAME', epsilon=N
     kh, kw = _pair(kernel_size)
     weights = _variable('weights', [kh, kw, x.shape[-1], filters],
                         tf.compat.v1.truncated_normal_initializer(stddev=_WEIGHTS_STDDEV))
+    _regularize(weights)
     y = tf.compat.v1.nn.conv2d(x, weights, [1, stride, stride, 1], padding, name='Conv2D')
     if epsilon is not None:
       y = _batch_norm(y, epsilon)
@@ -302,6 +353,10 @@ def _dense_prediction_cell(features, cell, output_stride, crop_size,
         raise ValueError(f'Unrecognized operation {op["op"]!r}.')
     # The DPC's dropout sits on the concat; it is the identity at inference.
     concat = tf.concat(branches, 3)
+    if _MODE.keep_mask is not None:
+      concat = tf.where(_MODE.keep_mask, concat / _DPC_KEEP_PROB, tf.zeros_like(concat))
+    elif _MODE.is_training:
+      concat = tf.nn.dropout(concat, rate=1 - _DPC_KEEP_PROB)
     output = _conv(concat, _DPC_DEPTH, 1, 'concat_projection', epsilon=_HEAD_EPSILON)
   return output, branches
 
@@ -347,6 +402,47 @@ def _check_supported(config):
       raise NotImplementedError(f'{key}={config[key]!r} is not built')
 
 
+def _forward(images, config):
+  """`multi_scale_logits` at one scale: the golden arrays up to `merged_logits`."""
+  _check_supported(config)
+  crop_size = list(config['crop_size'])
+  model_variant = config['model_variant']
+  output_stride = config['output_stride']
+  decoder_output_stride = config.get('decoder_output_stride')
+  num_classes = config['outputs_to_num_classes']['semantic']
+  outputs = {}
+  # The feature extractor's own preprocessing: [0, 255] -> [-1, 1].
+  preprocessed = (2.0 / 255.0) * images - 1.0
+  features, end_points = _xception(preprocessed, model_variant, output_stride,
+                                   tuple(config.get('multi_grid') or (1, 1, 1)))
+  outputs['backbone_features'] = features
+  head, branches = _dense_prediction_cell(
+      features, config['dense_prediction_cell_config'], output_stride, crop_size,
+      config.get('image_pooling_crop_size'))
+  outputs.update({f'dpc_branch{i}': branch for i, branch in enumerate(branches)})
+  outputs['head_output'] = head
+  x = head
+  logits_output_stride = output_stride
+  if decoder_output_stride:
+    first = DECODER_END_POINTS[model_variant][decoder_output_stride[0]][0]
+    outputs['decoder_low_level_features'] = end_points[f'{model_variant}/{first}']
+    x = _decoder(head, end_points, model_variant, decoder_output_stride, crop_size,
+                 config.get('decoder_use_separable_conv', True),
+                 config.get('decoder_filters', 256))
+    outputs['decoder_output'] = x
+    logits_output_stride = min(decoder_output_stride)
+  with tf.compat.v1.variable_scope('logits'):
+    # With ASPP batch norm (or no atrous rates) the original has one 1x1 conv.
+    logits = _conv(x, num_classes, 1, 'semantic', relu=False)
+  outputs['logits'] = logits
+  # `multi_scale_logits` resizes to the logits' crop-derived size even for one
+  # scale (same size here, but the op is in the graph).
+  outputs['merged_logits'] = _resize_bilinear(logits, [
+      scale_dimension(crop_size[0], 1. / logits_output_stride),
+      scale_dimension(crop_size[1], 1. / logits_output_stride)])
+  return outputs
+
+
 def build_inference_graph(config: dict, batch: int):
   """Builds the original's inference graph (`model.predict_labels`, one scale).
 
@@ -369,52 +465,104 @@ def build_inference_graph(config: dict, batch: int):
     ValueError, NotImplementedError: for options the original rejects or this
       builder does not emit.
   """
-  _check_supported(config)
-  crop_size = list(config['crop_size'])
-  model_variant = config['model_variant']
-  output_stride = config['output_stride']
-  decoder_output_stride = config.get('decoder_output_stride')
-  num_classes = config['outputs_to_num_classes']['semantic']
   graph = tf.Graph()
-  outputs = {}
   with graph.as_default():
-    images = tf.compat.v1.placeholder(tf.float32, [batch] + crop_size + [3], name='images')
-    # The feature extractor's own preprocessing: [0, 255] -> [-1, 1].
-    preprocessed = (2.0 / 255.0) * images - 1.0
-    features, end_points = _xception(preprocessed, model_variant, output_stride,
-                                     tuple(config.get('multi_grid') or (1, 1, 1)))
-    outputs['backbone_features'] = features
-    head, branches = _dense_prediction_cell(
-        features, config['dense_prediction_cell_config'], output_stride, crop_size,
-        config.get('image_pooling_crop_size'))
-    outputs.update({f'dpc_branch{i}': branch for i, branch in enumerate(branches)})
-    outputs['head_output'] = head
-    x = head
-    logits_output_stride = output_stride
-    if decoder_output_stride:
-      first = DECODER_END_POINTS[model_variant][decoder_output_stride[0]][0]
-      outputs['decoder_low_level_features'] = end_points[f'{model_variant}/{first}']
-      x = _decoder(head, end_points, model_variant, decoder_output_stride, crop_size,
-                   config.get('decoder_use_separable_conv', True),
-                   config.get('decoder_filters', 256))
-      outputs['decoder_output'] = x
-      logits_output_stride = min(decoder_output_stride)
-    with tf.compat.v1.variable_scope('logits'):
-      # With ASPP batch norm (or no atrous rates) the original has one 1x1 conv.
-      logits = _conv(x, num_classes, 1, 'semantic', relu=False)
-    outputs['logits'] = logits
-    # `multi_scale_logits` resizes to the logits' crop-derived size even for one
-    # scale (same size here, but the op is in the graph).
-    merged = _resize_bilinear(logits, [
-        scale_dimension(crop_size[0], 1. / logits_output_stride),
-        scale_dimension(crop_size[1], 1. / logits_output_stride)])
-    outputs['merged_logits'] = merged
+    images = tf.compat.v1.placeholder(tf.float32, [batch] + list(config['crop_size']) + [3],
+                                      name='images')
+    outputs = _forward(images, config)
     # `predict_labels` resizes to the image's runtime size, then takes argmax.
-    upsampled = _resize_bilinear(merged, tf.shape(images)[1:3])
+    upsampled = _resize_bilinear(outputs['merged_logits'], tf.shape(images)[1:3])
     outputs['logits_upsampled'] = upsampled
     outputs['predictions'] = tf.argmax(upsampled, 3)
     saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables())
   return graph, images, outputs, saver
+
+
+@dataclasses.dataclass
+class TrainingGraph:
+  """The original's training graph; feed `images`, `labels` (and `keep_mask`)."""
+  graph: tf.Graph
+  images: tf.Tensor
+  labels: tf.Tensor
+  keep_mask: tf.Tensor | None
+  train_op: tf.Operation
+  losses: dict
+  saver: tf.compat.v1.train.Saver
+
+
+def _softmax_cross_entropy(logits, labels, num_classes, ignore_label):
+  """`add_softmax_cross_entropy_loss_for_each_scale` with upsampled logits.
+
+  Logits are resized to the labels (align_corners); ignored pixels weigh 0 and
+  the sum is divided by the non-zero weights of the whole batch
+  (SUM_BY_NONZERO_WEIGHTS).
+  """
+  logits = _resize_bilinear(logits, labels.shape[1:3])
+  labels = tf.reshape(labels, [-1])
+  weights = tf.cast(tf.not_equal(labels, ignore_label), tf.float32)
+  one_hot = tf.one_hot(labels * tf.cast(weights, labels.dtype), num_classes)
+  return tf.compat.v1.losses.softmax_cross_entropy(
+      one_hot, tf.reshape(logits, [-1, num_classes]), weights=weights,
+      reduction=tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS)
+
+
+def build_training_graph(config: dict, batch: int, *, base_learning_rate: float = 1e-4,
+                         training_number_of_steps: int = 30000, ignore_label: int = 255,
+                         weight_decay: float = _WEIGHT_DECAY, inject_keep_mask: bool = False):
+  """Builds the original train.py's step (one clone, fine_tune_batch_norm=True).
+
+  The forward pass in training mode (batch norm on batch statistics with its
+  moving-average updates, the DPC concat's dropout), the softmax cross-entropy
+  on upsampled logits plus slim's L2 terms, the poly learning rate (power 0.9),
+  `MomentumOptimizer` (0.9) and the gradient multipliers (biases x2), with the
+  update ops run before the total loss as `slim.learning.create_train_op` does.
+
+  Args:
+    config: As for `build_inference_graph`.
+    batch: Static batch size.
+    base_learning_rate, training_number_of_steps: The poly schedule's.
+    ignore_label: Label value without loss.
+    weight_decay: The L2 scale (`--weight_decay`).
+    inject_keep_mask: Feed the DPC dropout's keep mask (`keep_mask`, bool, the
+      concat's shape) instead of drawing it.
+
+  Returns:
+    A `TrainingGraph`; `losses` holds total_loss, cross_entropy_loss,
+    regularization_loss and learning_rate tensors.
+  """
+  crop_size = list(config['crop_size'])
+  num_classes = config['outputs_to_num_classes']['semantic']
+  graph = tf.Graph()
+  with graph.as_default():
+    images = tf.compat.v1.placeholder(tf.float32, [batch] + crop_size + [3], name='images')
+    labels = tf.compat.v1.placeholder(tf.int32, [batch] + crop_size + [1], name='labels')
+    keep_mask = None
+    if inject_keep_mask:
+      size = [scale_dimension(c, 1. / config['output_stride']) for c in crop_size]
+      channels = _DPC_DEPTH * len(config['dense_prediction_cell_config'])
+      keep_mask = tf.compat.v1.placeholder(tf.bool, [batch] + size + [channels],
+                                           name='keep_mask')
+    with _training_mode(weight_decay, keep_mask):
+      outputs = _forward(images, config)
+    cross_entropy = _softmax_cross_entropy(outputs['logits'], labels, num_classes,
+                                           ignore_label)
+    regularization = tf.add_n(tf.compat.v1.losses.get_regularization_losses())
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    learning_rate = tf.compat.v1.train.polynomial_decay(
+        base_learning_rate, global_step, training_number_of_steps, end_learning_rate=0,
+        power=0.9)
+    optimizer = tf.compat.v1.train.MomentumOptimizer(learning_rate, _MOMENTUM)
+    update_ops = tf.group(*tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS))
+    with tf.control_dependencies([update_ops]):
+      total = tf.identity(cross_entropy + regularization, name='total_loss')
+    grads_and_vars = optimizer.compute_gradients(total)
+    grads_and_vars = [(g * 2.0 if 'biases' in v.op.name else g, v) for g, v in grads_and_vars]
+    train_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+    saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables())
+  return TrainingGraph(graph, images, labels, keep_mask, train_op,
+                       {'total_loss': total, 'cross_entropy_loss': cross_entropy,
+                        'regularization_loss': regularization,
+                        'learning_rate': learning_rate}, saver)
 
 
 def restore(session, saver, checkpoint_prefix):

@@ -250,12 +250,7 @@ def _train(config: TrainConfig) -> dict:
 
   with strategy.scope():
     model = model_lib.build_model(options)
-    schedule = schedules.DeepLabLearningRate(
-        config.learning_policy, config.base_learning_rate, config.training_number_of_steps,
-        config.learning_power, config.learning_rate_decay_step,
-        config.learning_rate_decay_factor, config.slow_start_step,
-        config.slow_start_learning_rate, config.decay_steps, config.end_learning_rate)
-    optimizer = momentum_lib.MomentumOptimizer(learning_rate=schedule, momentum=config.momentum)
+    optimizer = make_optimizer(config)
     if config.mixed_precision == 'float16':
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
@@ -367,6 +362,16 @@ def _train(config: TrainConfig) -> dict:
     fileio.rmtree(directory, ignore_errors=True)
   result.update(global_step=step, checkpoint=manager.latest_checkpoint)
   return result
+
+
+def make_optimizer(config: TrainConfig) -> momentum_lib.MomentumOptimizer:
+  """The original's `MomentumOptimizer` on its learning-rate policy (`--learning_policy`)."""
+  schedule = schedules.DeepLabLearningRate(
+      config.learning_policy, config.base_learning_rate, config.training_number_of_steps,
+      config.learning_power, config.learning_rate_decay_step,
+      config.learning_rate_decay_factor, config.slow_start_step,
+      config.slow_start_learning_rate, config.decay_steps, config.end_learning_rate)
+  return momentum_lib.MomentumOptimizer(learning_rate=schedule, momentum=config.momentum)
 
 
 def make_step_fn(model, optimizer, config: TrainConfig, num_classes: int, ignore_label: int,
