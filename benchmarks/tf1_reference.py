@@ -508,7 +508,8 @@ def _softmax_cross_entropy(logits, labels, num_classes, ignore_label):
 
 def build_training_graph(config: dict, batch: int, *, base_learning_rate: float = 1e-4,
                          training_number_of_steps: int = 30000, ignore_label: int = 255,
-                         weight_decay: float = _WEIGHT_DECAY, inject_keep_mask: bool = False):
+                         weight_decay: float = _WEIGHT_DECAY, inject_keep_mask: bool = False,
+                         seed: int = 0):
   """Builds the original train.py's step (one clone, fine_tune_batch_norm=True).
 
   The forward pass in training mode (batch norm on batch statistics with its
@@ -525,6 +526,8 @@ def build_training_graph(config: dict, batch: int, *, base_learning_rate: float 
     weight_decay: The L2 scale (`--weight_decay`).
     inject_keep_mask: Feed the DPC dropout's keep mask (`keep_mask`, bool, the
       concat's shape) instead of drawing it.
+    seed: The graph's random seed (initial weights, dropout); set before any op,
+      so the graph also runs under `tf.config.experimental.enable_op_determinism`.
 
   Returns:
     A `TrainingGraph`; `losses` holds total_loss, cross_entropy_loss,
@@ -534,6 +537,7 @@ def build_training_graph(config: dict, batch: int, *, base_learning_rate: float 
   num_classes = config['outputs_to_num_classes']['semantic']
   graph = tf.Graph()
   with graph.as_default():
+    tf.compat.v1.set_random_seed(seed)
     images = tf.compat.v1.placeholder(tf.float32, [batch] + crop_size + [3], name='images')
     labels = tf.compat.v1.placeholder(tf.int32, [batch] + crop_size + [1], name='labels')
     keep_mask = None

@@ -92,9 +92,8 @@ class Original:
     self.graph = tf1_reference.build_training_graph(
         original_config(options), batch_size, base_learning_rate=BASE_LEARNING_RATE,
         training_number_of_steps=TRAINING_NUMBER_OF_STEPS, ignore_label=IGNORE_LABEL,
-        weight_decay=options.weight_decay, inject_keep_mask=inject_keep_mask)
+        weight_decay=options.weight_decay, inject_keep_mask=inject_keep_mask, seed=seed)
     with self.graph.graph.as_default():
-      tf.compat.v1.set_random_seed(seed)
       init = tf.compat.v1.global_variables_initializer()
       # The model's variables only: no global step, no momentum slots.
       self.model_variables = [v for v in tf.compat.v1.global_variables()

@@ -250,7 +250,8 @@ def _train(config: TrainConfig) -> dict:
 
   with strategy.scope():
     model = model_lib.build_model(options)
-    optimizer = make_optimizer(config)
+    schedule = learning_rate_schedule(config)
+    optimizer = momentum_lib.MomentumOptimizer(learning_rate=schedule, momentum=config.momentum)
     if config.mixed_precision == 'float16':
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
@@ -364,14 +365,19 @@ def _train(config: TrainConfig) -> dict:
   return result
 
 
-def make_optimizer(config: TrainConfig) -> momentum_lib.MomentumOptimizer:
-  """The original's `MomentumOptimizer` on its learning-rate policy (`--learning_policy`)."""
-  schedule = schedules.DeepLabLearningRate(
+def learning_rate_schedule(config: TrainConfig) -> schedules.DeepLabLearningRate:
+  """The original's learning-rate policy (`--learning_policy` and its flags)."""
+  return schedules.DeepLabLearningRate(
       config.learning_policy, config.base_learning_rate, config.training_number_of_steps,
       config.learning_power, config.learning_rate_decay_step,
       config.learning_rate_decay_factor, config.slow_start_step,
       config.slow_start_learning_rate, config.decay_steps, config.end_learning_rate)
-  return momentum_lib.MomentumOptimizer(learning_rate=schedule, momentum=config.momentum)
+
+
+def make_optimizer(config: TrainConfig) -> momentum_lib.MomentumOptimizer:
+  """The original's `MomentumOptimizer` on its learning-rate policy, as train.py builds it."""
+  return momentum_lib.MomentumOptimizer(learning_rate=learning_rate_schedule(config),
+                                        momentum=config.momentum)
 
 
 def make_step_fn(model, optimizer, config: TrainConfig, num_classes: int, ignore_label: int,
