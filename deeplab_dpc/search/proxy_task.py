@@ -229,25 +229,13 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
 
 def _train_step(model, optimizer, num_classes: int, ignore_label: int,
                 upsample_logits: bool, label_weights=1.0):
-  """One proxy training step (loss, weight decay, update) as a tf.function."""
+  """The proxy's training step: train.py's (`step.make_train_step`) without gradient
+  multipliers, as a tf.function returning the total loss."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.training import losses  # pylint: disable=g-import-not-at-top
-  variables = model.trainable_variables
-
-  @tf.function
-  def step(features, labels):
-    with tf.GradientTape() as tape:
-      logits = model(features, training=True)
-      loss = losses.softmax_cross_entropy(logits, labels, num_classes,
-                                          ignore_label=ignore_label,
-                                          label_weights=label_weights,
-                                          upsample_logits=upsample_logits)
-      total = loss + tf.add_n(model.losses) if model.losses else loss
-    grads = tape.gradient(total, variables)
-    optimizer.apply_gradients(zip(grads, variables))
-    return total
-
-  return step
+  from deeplab_dpc.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  train_step = step_lib.make_train_step(model, optimizer, step_lib.LossSettings(
+      num_classes, ignore_label, label_weights, upsample_logits))
+  return tf.function(lambda features, labels: train_step(features, labels)['total_loss'])
 
 
 def proxy_train_step_fn(cell: Any, manifest: dict, config: ProxyConfig):

@@ -34,9 +34,9 @@ from deeplab_dpc.data import pipeline
 from deeplab_dpc.data import tfds_source
 from deeplab_dpc.data import tfrecord
 from deeplab_dpc.options import ModelOptions
-from deeplab_dpc.training import losses
 from deeplab_dpc.training import momentum as momentum_lib
 from deeplab_dpc.training import schedules
+from deeplab_dpc.training import step as step_lib
 from deeplab_dpc.training import strategies
 
 OPTIONS_FILE = 'model_options.json'
@@ -250,8 +250,7 @@ def _train(config: TrainConfig) -> dict:
 
   with strategy.scope():
     model = model_lib.build_model(options)
-    schedule = learning_rate_schedule(config)
-    optimizer = momentum_lib.MomentumOptimizer(learning_rate=schedule, momentum=config.momentum)
+    optimizer = make_optimizer(config)
     if config.mixed_precision == 'float16':
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
@@ -340,12 +339,12 @@ def _train(config: TrainConfig) -> dict:
         eta = seconds_per_step * (config.training_number_of_steps - step)
         logging.info('step %d/%d  loss %.4f  lr %.3g  %.1f images/s  ETA %s', step,
                      config.training_number_of_steps, metrics['total_loss'],
-                     float(schedule(step)), rate, _format_seconds(eta))
+                     float(optimizer.learning_rate), rate, _format_seconds(eta))
         result['images_per_second'] = rate
         last_log = (now, step)
         tf.summary.scalar('throughput/images_per_second', rate, step=step)
       if config.save_summaries_steps and step % config.save_summaries_steps == 0:
-        _write_scalars(metrics, float(schedule(step)), step)
+        _write_scalars(metrics, float(optimizer.learning_rate), step)
         if config.save_summaries_images:
           _write_images(model, strategy.experimental_local_results(batch)[0],
                         descriptor.colormap(), step)
@@ -382,14 +381,12 @@ def make_optimizer(config: TrainConfig) -> momentum_lib.MomentumOptimizer:
 
 def make_step_fn(model, optimizer, config: TrainConfig, num_classes: int, ignore_label: int,
                  num_replicas: int = 1, return_gradients: bool = False):
-  """train.py's training step on one replica: loss, gradients, multipliers, update.
+  """train.py's training step on one replica, with the original's gradient multipliers.
 
-  The one step every training runs (train.py, re-ranking, the golden step tool):
-  the original's softmax cross-entropy (ignore label, label weights, upsampled
-  logits, hard-example mining) plus the layers' L2 terms, the gradients of that
-  total scaled by the original's multipliers (biases x2, last layers), one
-  optimizer update, and batch norm's moving averages updated inside the forward
-  pass.
+  `step.make_train_step` with the multipliers of `gradient_multipliers` (biases
+  x2, last layers), plus the step's pixel counts for the logged accuracy.
+
+  The one step every training runs (train.py, re-ranking, the golden step tool).
 
   Args:
     model: A built `DeepLabModel`.
@@ -398,50 +395,32 @@ def make_step_fn(model, optimizer, config: TrainConfig, num_classes: int, ignore
       `top_k_percent_pixels`, `hard_example_mining_step`, `last_layers_contain_logits_only`,
       `last_layer_gradient_multiplier`).
     num_classes, ignore_label: The dataset's.
-    num_replicas: Replicas in sync; each replica's loss is divided by it so that
-      summing over replicas averages.
-    return_gradients: Also return `gradients`, {original variable name: d total
-      loss / d variable} before the multipliers (for parity checks).
+    num_replicas: Replicas in sync (see `step.make_train_step`).
+    return_gradients: Also return `gradients` (see `step.make_train_step`).
 
   Returns:
     `step_fn(batch) -> dict` of `total_loss`, `segmentation_loss`,
     `regularization_loss`, `correct`, `valid` (pixel counts) and `logits`.
   """
-  names = {id(v): checkpoints.original_name(v.path) for v in model.trainable_variables}
+  names = [checkpoints.original_name(v.path) for v in model.trainable_variables]
   last_layers = ('logits',) if config.last_layers_contain_logits_only else _EXTRA_LAYER_SCOPES
-  multipliers = gradient_multipliers(names.values(), last_layers,
-                                     config.last_layer_gradient_multiplier)
-  global_step = optimizer.iterations
+  loss = step_lib.LossSettings(
+      num_classes, ignore_label, config.label_weights, config.upsample_logits,
+      config.top_k_percent_pixels, config.hard_example_mining_step)
+  train_step = step_lib.make_train_step(
+      model, optimizer, loss,
+      gradient_multipliers(names, last_layers, config.last_layer_gradient_multiplier),
+      num_replicas, return_gradients)
 
   def step_fn(batch):
-    images, labels = batch['image'], batch['label']
-    with tf.GradientTape() as tape:
-      logits = model(images, training=True)
-      segmentation = losses.softmax_cross_entropy(
-          logits, labels, num_classes, ignore_label, config.label_weights,
-          config.upsample_logits, config.top_k_percent_pixels,
-          config.hard_example_mining_step, global_step)
-      regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) \
-          if model.losses else tf.constant(0.0)
-      # Each replica's mean loss, scaled so that summing over replicas averages.
-      total = (segmentation + regularization) / num_replicas
-      scaled = optimizer.scale_loss(total)
-    variables = model.trainable_variables
-    raw_grads = tape.gradient(scaled, variables)
-    grads = [g * multipliers[names[id(v)]] if names[id(v)] in multipliers else g
-             for g, v in zip(raw_grads, variables)]
-    optimizer.apply_gradients(zip(grads, variables))
-    upsampled = layers.resize_bilinear(tf.cast(logits, tf.float32), labels.shape[1:3])
+    labels = batch['label']
+    out = train_step(batch['image'], labels)
+    upsampled = layers.resize_bilinear(tf.cast(out['logits'], tf.float32), labels.shape[1:3])
     predictions = tf.argmax(upsampled, axis=-1, output_type=tf.int32)[..., None]
     valid = tf.not_equal(labels, ignore_label)
-    correct = tf.reduce_sum(tf.cast(tf.logical_and(valid, tf.equal(predictions, labels)),
-                                    tf.float32))
-    out = {'total_loss': total, 'segmentation_loss': segmentation / num_replicas,
-           'regularization_loss': regularization / num_replicas,
-           'correct': correct, 'valid': tf.reduce_sum(tf.cast(valid, tf.float32)),
-           'logits': logits}
-    if return_gradients:
-      out['gradients'] = {names[id(v)]: g for g, v in zip(raw_grads, variables)}
+    out['correct'] = tf.reduce_sum(tf.cast(
+        tf.logical_and(valid, tf.equal(predictions, labels)), tf.float32))
+    out['valid'] = tf.reduce_sum(tf.cast(valid, tf.float32))
     return out
 
   return step_fn
