@@ -103,27 +103,78 @@ def _float32(variable):
   return ops.cast(variable, 'float32')
 
 
-def _fused_batch_norm(x, bn, training: bool):
-  """Batch norm as the original's fused op, with `bn`'s variables.
+@keras.saving.register_keras_serializable(package='deeplab_dpc')
+class BatchNorm(keras.layers.BatchNormalization):
+  """tf-slim's `batch_norm` after a conv: `gamma`, `beta`, `moving_mean`, `moving_variance`.
 
-  In training the moving averages take the op's batch variance, which is
-  Bessel-corrected (n / (n - 1)) as in the original's tf-slim fused batch norm
-  (Keras' own layer averages the biased variance).
+  Batch statistics are used when training with `fine_tune_batch_norm` (and the
+  layer trainable, as Keras' rule), else the moving ones, as the original's
+  `is_training and fine_tune_batch_norm`. On TensorFlow it runs as the original's
+  FusedBatchNormV3 op: in training one pass instead of Keras' moments and affine
+  ops, the moving averages taking the op's Bessel-corrected (n / (n - 1)) batch
+  variance as the original's (Keras' own layer averages the biased one); at
+  inference Grappler fuses it into the preceding regular conv's oneDNN kernel.
+  Synchronised batch norm needs Keras' cross-replica moments, other backends
+  Keras' layer. A conv may instead fold it into its kernel (`fold_batch_norm`).
+
+  Args:
+    decay: Moving-average decay (Keras' `momentum`).
+    epsilon: 1e-3 in the backbones, 1e-5 in the heads and decoder.
+    fine_tune_batch_norm: Train on batch statistics when training.
+    synchronized: Batch statistics across replicas.
+    **kwargs: `keras.layers.BatchNormalization` arguments (e.g. `name`).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  # The op takes float32 parameters for any input dtype (mixed precision).
-  gamma, beta = _float32(bn.gamma), _float32(bn.beta)
-  if not training:
-    y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-        x, gamma, beta, mean=_float32(bn.moving_mean), variance=_float32(bn.moving_variance),
-        epsilon=bn.epsilon, is_training=False)
+
+  def __init__(self, decay=constants.HEAD_BATCH_NORM_DECAY,
+               epsilon=constants.HEAD_BATCH_NORM_EPSILON, fine_tune_batch_norm=True,
+               synchronized=False, **kwargs):
+    kwargs.setdefault('name', 'BatchNorm')
+    super().__init__(momentum=decay, epsilon=epsilon, synchronized=synchronized, **kwargs)
+    self.fine_tune_batch_norm = fine_tune_batch_norm
+
+  def uses_batch_statistics(self, training) -> bool:
+    return bool(training) and self.fine_tune_batch_norm and self.trainable
+
+  def call(self, inputs, training=None, mask=None):
+    batch_statistics = self.uses_batch_statistics(training)
+    if keras.backend.backend() != 'tensorflow' or (batch_statistics and self.synchronized):
+      return super().call(inputs, training=batch_statistics, mask=mask)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    # The op takes float32 parameters for any input dtype (mixed precision).
+    gamma, beta = _float32(self.gamma), _float32(self.beta)
+    if not batch_statistics:
+      y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+          inputs, gamma, beta, mean=_float32(self.moving_mean),
+          variance=_float32(self.moving_variance), epsilon=self.epsilon, is_training=False)
+      return y
+    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        inputs, gamma, beta, epsilon=self.epsilon, is_training=True)
+    decay = self.momentum
+    self.moving_mean.assign(self.moving_mean * decay + mean * (1.0 - decay))
+    self.moving_variance.assign(self.moving_variance * decay + variance * (1.0 - decay))
     return y
-  y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-      x, gamma, beta, epsilon=bn.epsilon, is_training=True)
-  decay = bn.momentum
-  bn.moving_mean.assign(bn.moving_mean * decay + mean * (1.0 - decay))
-  bn.moving_variance.assign(bn.moving_variance * decay + variance * (1.0 - decay))
-  return y
+
+  def get_config(self):
+    config = super().get_config()
+    config['decay'] = config.pop('momentum')
+    config['fine_tune_batch_norm'] = self.fine_tune_batch_norm
+    return config
+
+
+def fold_batch_norm(kernel, bias, bn: BatchNorm, depthwise: bool):
+  """A conv's kernel and bias with inference batch norm folded in, in float32.
+
+  conv(x, k) * s + o = conv(x, k * s) + o with s = gamma / sqrt(var + eps) and
+  o = beta - mean * s; a depthwise kernel [kh, kw, C, 1] scales along C.
+
+  Returns:
+    (kernel, bias), float32 whatever the compute dtype (mixed precision).
+  """
+  scale = _float32(bn.gamma) * ops.rsqrt(_float32(bn.moving_variance) + bn.epsilon)
+  offset = _float32(bn.beta) - _float32(bn.moving_mean) * scale
+  kernel = _float32(kernel) * (ops.reshape(scale, (-1, 1)) if depthwise else scale)
+  bias = offset if bias is None else _float32(bias) * scale + offset
+  return kernel, bias
 
 
 def fixed_padding(x, kernel_size: int, rate: int = 1):
@@ -199,9 +250,8 @@ class ConvBN(keras.layers.Layer):
     self.weight_decay = weight_decay
     self.batch_norm = None
     if use_batch_norm:
-      self.batch_norm = keras.layers.BatchNormalization(
-          name='BatchNorm', momentum=batch_norm_decay, epsilon=batch_norm_epsilon,
-          synchronized=sync_batch_norm)
+      self.batch_norm = BatchNorm(batch_norm_decay, batch_norm_epsilon,
+                                  fine_tune_batch_norm, sync_batch_norm)
 
   @property
   def depthwise(self) -> bool:
@@ -241,14 +291,9 @@ class ConvBN(keras.layers.Layer):
       x = fixed_padding(x, self.kernel_size[0], self.rate[0])
       padding = 'valid'
     kernel, bias = self.kernel, self.bias
-    batch_norm = self._batch_norm_mode(training)
-    if batch_norm == 'fold':
-      # In float32 whatever the compute dtype (mixed precision), then cast.
-      bn = self.batch_norm
-      scale = _float32(bn.gamma) * ops.rsqrt(_float32(bn.moving_variance) + bn.epsilon)
-      offset = _float32(bn.beta) - _float32(bn.moving_mean) * scale
-      kernel = _float32(kernel) * (ops.reshape(scale, (-1, 1)) if self.depthwise else scale)
-      bias = offset if bias is None else _float32(bias) * scale + offset
+    fold = self._folds_batch_norm(training)
+    if fold:
+      kernel, bias = fold_batch_norm(kernel, bias, self.batch_norm, self.depthwise)
     kernel = ops.cast(kernel, x.dtype)
     bias = None if bias is None else ops.cast(bias, x.dtype)
     kernel, rate = self._taps_inside(kernel, x, padding)
@@ -259,10 +304,8 @@ class ConvBN(keras.layers.Layer):
       x = ops.conv(x, kernel, strides=self.strides, padding=padding, dilation_rate=rate)
     if bias is not None:
       x = _bias_add(x, bias)
-    if batch_norm in ('fused_inference', 'fused_training'):
-      x = _fused_batch_norm(x, self.batch_norm, training=batch_norm == 'fused_training')
-    elif batch_norm == 'keras':
-      x = self.batch_norm(x, training=True)
+    if self.batch_norm is not None and not fold:
+      x = self.batch_norm(x, training=training)
     activation = ACTIVATIONS[self.activation]
     return x if activation is None else activation(x)
 
@@ -287,26 +330,17 @@ class ConvBN(keras.layers.Layer):
         rate[axis] = 1
     return kernel, tuple(rate)
 
-  def _batch_norm_mode(self, training) -> str | None:
-    """How batch norm runs in this call: None, fold, fused_inference, fused_training or keras.
+  def _folds_batch_norm(self, training) -> bool:
+    """Whether inference batch norm is folded into this conv's kernel and a bias.
 
-    Batch statistics are used when training with `fine_tune_batch_norm` (and the
-    layer trainable, as Keras' rule). On TensorFlow batch norm is the original's
-    FusedBatchNormV3 op: in training one pass instead of Keras' moments and
-    affine ops; at inference Grappler fuses it into the preceding regular conv's
-    oneDNN kernel. Depthwise convs (tiny kernels) and other backends fold
-    inference batch norm into the kernel and a bias, which fuse with the conv and
-    activation. Synchronised batch norm needs Keras' cross-replica moments.
+    Depthwise convs (tiny kernels), convs with a bias and other backends than
+    TensorFlow fold, so batch norm fuses with the conv and activation; regular
+    convs on TensorFlow keep the fused op, which Grappler fuses into the conv.
     """
     bn = self.batch_norm
-    if bn is None:
-      return None
-    tensorflow = keras.backend.backend() == 'tensorflow'
-    if bool(training) and self.fine_tune_batch_norm and bn.trainable:
-      return 'fused_training' if tensorflow and not self.sync_batch_norm else 'keras'
-    if tensorflow and not self.depthwise and self.bias is None:
-      return 'fused_inference'
-    return 'fold'
+    if bn is None or bn.uses_batch_statistics(training):
+      return False
+    return keras.backend.backend() != 'tensorflow' or self.depthwise or self.bias is not None
 
   def compute_output_shape(self, input_shape):
     channels = input_shape[-1] if self.depthwise else self.filters

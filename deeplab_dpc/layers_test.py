@@ -473,6 +473,35 @@ def test_training_batch_norm_normalises_with_batch_statistics_and_updates_as_the
   assert ('FusedBatchNormV3' in graph_ops) != sync
 
 
+def test_batch_norm_config_round_trip_and_frozen_layer_ignores_training():
+  bn = layers.BatchNorm(0.997, 1e-3, fine_tune_batch_norm=False, name='BatchNorm')
+  config = bn.get_config()
+  clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(bn))
+  assert isinstance(clone, layers.BatchNorm) and clone.get_config() == config
+  assert (clone.momentum, clone.epsilon, clone.fine_tune_batch_norm) == (0.997, 1e-3, False)
+  assert not clone.uses_batch_statistics(True)
+  assert layers.BatchNorm().uses_batch_statistics(True)
+  assert not layers.BatchNorm().uses_batch_statistics(False)
+
+
+@pytest.mark.parametrize('filters,use_bias', [(5, False), (5, True), (None, False)])
+def test_fold_batch_norm_equals_conv_then_batch_norm(filters, use_bias):
+  rng = _rng(23)
+  x = tf.constant(rng.normal(size=(2, 6, 6, 3)).astype(np.float32))
+  conv = layers.ConvBN(filters, 3, activation=None, use_bias=use_bias)
+  conv(x)
+  _randomize_batch_norm(conv.batch_norm, rng)
+  if use_bias:
+    conv.bias.assign(rng.normal(size=conv.bias.shape).astype(np.float32))
+  conv_fn = ((lambda k: tf.nn.conv2d(x, k, 1, 'SAME')) if filters else
+             (lambda k: tf.nn.depthwise_conv2d(x, k, [1, 1, 1, 1], 'SAME')))
+  pre_bn = conv_fn(conv.kernel) + (conv.bias if use_bias else 0.0)
+  expected = conv.batch_norm(pre_bn, training=False)
+  kernel, bias = layers.fold_batch_norm(conv.kernel, conv.bias, conv.batch_norm,
+                                        depthwise=filters is None)
+  np.testing.assert_allclose(conv_fn(kernel) + bias, expected, rtol=1e-4, atol=1e-4)
+
+
 # --- ConvBN: config and validation ----------------------------------------------
 
 
