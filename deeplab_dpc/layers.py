@@ -221,7 +221,9 @@ class ConvBN(keras.layers.Layer):
     use_bias: Add `biases` (only the logits layer does).
     kernel_stddev: If set, truncated-normal initialiser with this stddev, else
       Glorot uniform (tf-slim's xavier default).
-    weight_decay: L2 regulariser scale on `weights` (0 disables it).
+    weight_decay: L2 regulariser scale on `weights` (0 disables it). Depthwise
+      kernels are never regularised, as in the original (slim's
+      `regularize_depthwise=False` in every DeepLab scope).
   """
 
   def __init__(self, filters=None, kernel_size=1, strides=1, rate=1, padding='same',
@@ -247,7 +249,7 @@ class ConvBN(keras.layers.Layer):
     self.activation = activation
     self.use_bias = use_bias
     self.kernel_stddev = kernel_stddev
-    self.weight_decay = weight_decay
+    self.weight_decay = 0.0 if filters is None else weight_decay
     self.batch_norm = None
     if use_batch_norm:
       self.batch_norm = BatchNorm(batch_norm_decay, batch_norm_epsilon,
@@ -390,7 +392,7 @@ def split_separable_conv(scope: str, filters: int, rate=1, **conv_kwargs):
   conv_kwargs.setdefault('activation', 'relu')
   return [
       ConvBN(None, 3, rate=rate, kernel_stddev=0.33, name=f'{scope}_depthwise',
-             **{k: v for k, v in conv_kwargs.items() if k != 'weight_decay'}),
+             **conv_kwargs),
       ConvBN(filters, 1, kernel_stddev=0.06, name=f'{scope}_pointwise', **conv_kwargs),
   ]
 

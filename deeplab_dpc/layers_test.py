@@ -224,6 +224,15 @@ def test_weight_decay_regularises_the_kernel_only():
   assert not plain.losses
 
 
+def test_depthwise_kernels_are_never_regularised():
+  depthwise = layers.ConvBN(None, 3, weight_decay=1e-2, name='dw')
+  depthwise(np.ones((1, 4, 4, 3), np.float32))
+  assert not depthwise.losses and depthwise.get_config()['weight_decay'] == 0.0
+  separable = layers.split_separable_conv('aspp1', 4, rate=2, weight_decay=1e-2)
+  layers.apply_sequence(separable, np.ones((1, 4, 4, 3), np.float32))
+  assert not separable[0].losses and len(separable[1].losses) == 1
+
+
 # --- ConvBN: padding ----------------------------------------------------------------
 
 

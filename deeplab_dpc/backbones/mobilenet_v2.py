@@ -222,11 +222,9 @@ class ExpandedConv(keras.layers.Layer):
     if self.expansion_channels > self.input_channels:
       self.expand = layers.ConvBN(self.expansion_channels, 1, activation='relu6',
                                   name='expand', **common, **self.conv_kwargs)
-    # The training scope sets no regulariser on depthwise (separable) convs.
-    depthwise_kwargs = {k: v for k, v in self.conv_kwargs.items() if k != 'weight_decay'}
     self.depthwise = layers.ConvBN(None, 3, strides=self.stride, rate=self.rate,
                                    activation='relu6', name='depthwise', **common,
-                                   **depthwise_kwargs)
+                                   **self.conv_kwargs)
     self.project = layers.ConvBN(self.num_outputs, 1, activation=None, name='project',
                                  **common, **self.conv_kwargs)
 

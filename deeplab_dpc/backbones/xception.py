@@ -100,12 +100,11 @@ class XceptionModule(keras.layers.Layer):
     for i, depth in enumerate(self.depth_list):
       conv_rate = rate * self.unit_rate_list[i]
       conv_stride = stride if i == 2 else 1
-      depthwise_kwargs = {k: v for k, v in self.conv_kwargs.items() if k != 'weight_decay'}
       self.depthwise_convs.append(layers.ConvBN(
           None, 3, strides=conv_stride, rate=conv_rate,
           padding='fixed' if conv_stride > 1 else 'same', activation=activation,
           kernel_stddev=_WEIGHTS_INITIALIZER_STDDEV,
-          name=f'separable_conv{i + 1}_depthwise', **depthwise_kwargs))
+          name=f'separable_conv{i + 1}_depthwise', **self.conv_kwargs))
       self.pointwise_convs.append(layers.ConvBN(
           depth, 1, activation=activation, kernel_stddev=_WEIGHTS_INITIALIZER_STDDEV,
           name=f'separable_conv{i + 1}_pointwise', **self.conv_kwargs))
