@@ -21,9 +21,17 @@ import os
 import time
 
 from absl import logging
+import keras
 
-from deeplab_dpc import fileio
+from deeplab_dpc import checkpoints
+from deeplab_dpc.data import demo
 from deeplab_dpc.data import descriptors
+from deeplab_dpc.data import pipeline
+from deeplab_dpc.evaluation import evaluator
+from deeplab_dpc import fileio
+from deeplab_dpc import model as model_lib
+from deeplab_dpc import options as options_lib
+from deeplab_dpc.training import trainer
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pretrained',
                               'demo_backbone')
@@ -65,7 +73,6 @@ class PretrainConfig:
 
 def model_options(crop_size: int, **overrides):
   """The pretraining model: MobileNet-v2 x0.5, output stride 8, ASPP head, no decoder."""
-  from deeplab_dpc import options as options_lib  # pylint: disable=g-import-not-at-top
   kwargs = dict(num_classes=descriptors.DEMO.num_classes, model_variant=MODEL_VARIANT,
                 depth_multiplier=DEPTH_MULTIPLIER, output_stride=OUTPUT_STRIDE,
                 crop_size=[crop_size, crop_size])
@@ -95,9 +102,6 @@ def check_backbone_checkpoint(path: str, flag: str) -> str:
     FileNotFoundError: no checkpoint there (names `--flag` and the file).
     ValueError: not a checkpoint, or one of another backbone (names both).
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import model as model_lib  # pylint: disable=g-import-not-at-top
   require_checkpoint_files(path, flag)
   keras.backend.clear_session()
   model = model_lib.build_model(model_options(65))
@@ -111,8 +115,6 @@ def check_backbone_checkpoint(path: str, flag: str) -> str:
 
 def build_pretraining_data(data_dir: str, num_examples: int) -> str:
   """Writes the `pretrain` split (first `num_examples`) and `pretrain_val`."""
-  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   for split in (PRETRAIN_SPLIT, PRETRAIN_VAL_SPLIT):
     try:
       pipeline.list_files(data_dir, split, 'demo')
@@ -133,9 +135,8 @@ def pretrain(output_dir: str, work_dir: str, config: PretrainConfig = PretrainCo
     The provenance record: the recipe, the seconds, and the pretrained model's
     mIOU on the held-out pretraining scenes (`pretrain_val`, whole images).
   """
+  # Here: demo_pipeline imports this module (it reads the pretrained backbone).
   from deeplab_dpc import demo_pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.training import trainer  # pylint: disable=g-import-not-at-top
   data_dir = build_pretraining_data(os.path.join(work_dir, 'data'), config.num_examples)
   start = time.perf_counter()
   options = model_options(config.crop_size, batch_norm_decay=config.batch_norm_decay)

@@ -49,12 +49,33 @@ import time
 from typing import Any, Callable
 
 from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
 
 from deeplab_dpc import cell as cell_lib
+from deeplab_dpc import checkpoints
+from deeplab_dpc.data import colormaps
+from deeplab_dpc.data import demo
+from deeplab_dpc.data import descriptors
+from deeplab_dpc.data import image_io
+from deeplab_dpc.data import pipeline
+from deeplab_dpc.data import shard_writer
+from deeplab_dpc.data import tfrecord
 from deeplab_dpc import demo_backbone
 from deeplab_dpc import fileio
+from deeplab_dpc import model as model_lib
+from deeplab_dpc import options as options_lib
+from deeplab_dpc.search import feature_cache
+from deeplab_dpc.search import fidelity
+from deeplab_dpc.search import proxy_task
+from deeplab_dpc.search import records
+from deeplab_dpc.search import rerank
+from deeplab_dpc.search import statistics
+from deeplab_dpc.search import study
 from deeplab_dpc import search_space
-from deeplab_dpc.data import descriptors
+from deeplab_dpc import segment
+from deeplab_dpc import serving
 
 DATASET = 'demo'
 NUM_STAGES = 9
@@ -248,11 +269,6 @@ def _demo_split_complete(data_dir: str, sizes: dict, first_items: dict) -> bool:
   record holds the pixels `demo.render(*first_items[split])` draws now, so a
   folder built by an older version of the scene generator is rebuilt, not reused.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import tfrecord  # pylint: disable=g-import-not-at-top
   for split, size in sizes.items():
     try:
       files = pipeline.list_files(data_dir, split, DATASET)
@@ -275,7 +291,6 @@ def _demo_split_complete(data_dir: str, sizes: dict, first_items: dict) -> bool:
 
 def build_data(data_dir: str) -> dict:
   """Builds the demo TFRecords unless they are there already; returns the split sizes."""
-  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
   sizes = {split: descriptors.DEMO.splits_to_sizes[split] for split in ('train', 'val')}
   if _demo_split_complete(data_dir, sizes, {split: (split, 0) for split in sizes}):
     logging.info('Demo TFRecords already complete in %s: skipped', data_dir)
@@ -291,9 +306,6 @@ def rerank_split_sizes(holdout: int) -> dict:
 
 def _train_records(data_dir: str) -> list[bytes]:
   """The serialized examples of the demo train split in `data_dir`, in index order."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   by_name = {}
   for record in tf.data.TFRecordDataset(pipeline.list_files(data_dir, 'train', DATASET)):
     example = tf.train.Example.FromString(record.numpy())
@@ -312,8 +324,6 @@ def build_rerank_data(rerank_data_dir: str, holdout: int, data_dir: str) -> dict
   the winner and the random cell meet it alike. The records are copied from
   `data_dir` (built first). Skipped when present and complete.
   """
-  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import shard_writer  # pylint: disable=g-import-not-at-top
   sizes = rerank_split_sizes(holdout)
   if _demo_split_complete(rerank_data_dir, sizes,
                           {'train': ('train', 0), 'val': ('train', sizes['train'])}):
@@ -335,7 +345,6 @@ def model_options(config: DemoConfig, cell=None, crop_size=None):
   At evaluation (`crop_size` = the whole image) the cell's pooling kernels keep the
   training crop's size, as the original's `image_pooling_crop_size`.
   """
-  from deeplab_dpc import options as options_lib  # pylint: disable=g-import-not-at-top
   kwargs = dict(num_classes=descriptors.DEMO.num_classes, model_variant=MODEL_VARIANT,
                 depth_multiplier=DEPTH_MULTIPLIER, output_stride=TRAIN_OUTPUT_STRIDE,
                 decoder_output_stride=DECODER_OUTPUT_STRIDE, batch_norm_decay=BATCH_NORM_DECAY,
@@ -358,7 +367,6 @@ def full_recipe(config: DemoConfig, data_dir: str, search_dir: str = '',
   varied on purpose). Models are scored on the val split of `eval_data_dir`
   ('': of `data_dir`).
   """
-  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
   return rerank.RerankConfig(
       search_dir=search_dir, dataset=DATASET, dataset_dir=data_dir, model_variant=MODEL_VARIANT,
       depth_multiplier=DEPTH_MULTIPLIER, output_stride=TRAIN_OUTPUT_STRIDE,
@@ -389,8 +397,6 @@ def write_backbone_checkpoint(model, prefix: str) -> str:
   (the role an ImageNet checkpoint plays for a real dataset); a full checkpoint
   would be loaded strictly and fail on a DPC model's other head.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import checkpoints  # pylint: disable=g-import-not-at-top
   scope = model.backbone.name + '/'
   variables = {name: v for name, v in checkpoints.original_names(model).items()
                if name.startswith(scope)}
@@ -412,7 +418,6 @@ def train_and_evaluate_cell(recipe, cell, workdir: str, seed: int) -> dict:
   Training reads the recipe's data train split and evaluation its val split: the
   demo's for the final models, the re-ranking data for re-ranking.
   """
-  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
   result_path = os.path.join(workdir, RESULT_FILE)
   previous = _read_json(result_path)
   if previous and previous.get('global_step') == recipe.training_number_of_steps:
@@ -446,7 +451,6 @@ def cache_config(config: DemoConfig, data_dir: str):
   `data_dir` is the re-ranking data: the proxy trains on the fit images and is
   scored on the held-out ones, never on demo val.
   """
-  from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
   return feature_cache.CacheConfig(
       dataset=DATASET, dataset_dir=data_dir, crop_size=tuple(config.cache_crop_size),
       model_variant=MODEL_VARIANT, depth_multiplier=DEPTH_MULTIPLIER,
@@ -460,8 +464,6 @@ def cache_config(config: DemoConfig, data_dir: str):
 
 def search_config(config: DemoConfig, data_dir: str, search_dir: str | None = None):
   """The search: embedded (one process uses both cores best), short proxy trainings."""
-  from deeplab_dpc.search import proxy_task  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import study  # pylint: disable=g-import-not-at-top
   return study.SearchConfig(
       search_dir=search_dir or os.path.join(config.output_dir, 'search'),
       cache=cache_config(config, data_dir),
@@ -474,7 +476,6 @@ def search_config(config: DemoConfig, data_dir: str, search_dir: str | None = No
 
 
 def _stage_cache(config: DemoConfig, data_dir: str) -> dict:
-  from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
   search = search_config(config, data_dir)
   manifest = feature_cache.build_feature_cache(search.cache, search.resolved_cache_dir,
                                                batch_size=search.cache_batch_size)
@@ -486,8 +487,6 @@ def _stage_cache(config: DemoConfig, data_dir: str) -> dict:
 
 
 def _stage_search(config: DemoConfig, data_dir: str) -> dict:
-  from deeplab_dpc.search import records  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import study  # pylint: disable=g-import-not-at-top
   search = search_config(config, data_dir)
   summary = study.run_search(search)
   if not summary['completed']:
@@ -501,7 +500,6 @@ def _stage_search(config: DemoConfig, data_dir: str) -> dict:
 
 def _stage_rerank(config: DemoConfig, rerank_data_dir: str) -> dict:
   """Stage 5: the top proxy cells trained on the re-ranking data, scored on its held-out part."""
-  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
   recipe = full_recipe(config, rerank_data_dir, os.path.join(config.output_dir, 'search'))
   report = rerank.run_rerank(recipe)
   for row in report['cells']:
@@ -513,7 +511,6 @@ def _stage_rerank(config: DemoConfig, rerank_data_dir: str) -> dict:
 
 def random_cells(config: DemoConfig, exclude: str) -> list[tuple]:
   """`num_random_cells` distinct uniformly drawn cells (seeded), none the winner's."""
-  from deeplab_dpc.search import fidelity  # pylint: disable=g-import-not-at-top
   return fidelity.draw_cells(config.num_random_cells, config.seed, config.num_branches,
                              exclude=(exclude,))
 
@@ -536,7 +533,6 @@ def _final_run(config: DemoConfig, workdir: str, cell, seed: int) -> dict:
 
 def _final_from_rerank(config: DemoConfig, workdir: str, cell, rerank_row: dict) -> dict:
   """The winner's re-ranking training (final recipe, the demo's seed) scored on demo val."""
-  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
   result_path = os.path.join(workdir, RESULT_FILE)
   previous = _read_json(result_path)
   if not (previous and previous.get('checkpoint') == rerank_row['checkpoint']):
@@ -551,7 +547,6 @@ def _final_from_rerank(config: DemoConfig, workdir: str, cell, rerank_row: dict)
 
 def _stage_winner(config: DemoConfig, reranked: dict) -> dict:
   """Stage 6: the winner on demo val, from its re-ranking training and further seeds."""
-  from deeplab_dpc.search import statistics  # pylint: disable=g-import-not-at-top
   row = next(r for r in reranked['cells'] if r['hash'] == reranked['winner']['hash'])
   cell = row['cell']
   workdir = os.path.join(config.output_dir, 'winner')
@@ -585,10 +580,6 @@ def _stage_random(config: DemoConfig, winner_hash: str) -> list[dict]:
 
 
 def _stage_export(config: DemoConfig, data_dir: str, winner: dict) -> str:
-  import keras  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import model as model_lib  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import serving  # pylint: disable=g-import-not-at-top
   del data_dir
   keras.backend.clear_session()
   model = model_lib.build_model(model_options(config, cell_lib.load_cell(winner['cell_file']),
@@ -603,10 +594,6 @@ def _stage_export(config: DemoConfig, data_dir: str, winner: dict) -> str:
 
 
 def _stage_segment(config: DemoConfig, saved_model_dir: str, index: int = 0) -> dict:
-  from deeplab_dpc import segment  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import colormaps  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import image_io  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
   pictures = os.path.join(config.output_dir, 'pictures')
   image, label = demo.render('val', index)
   stem = demo.image_name('val', index)
@@ -637,7 +624,6 @@ def run(config: DemoConfig) -> dict:
     ValueError / FileNotFoundError: a bad configuration or files, naming them.
     RuntimeError: the search completed no trial.
   """
-  from deeplab_dpc.search import statistics  # pylint: disable=g-import-not-at-top
   config.validate()
   # Before any work; stage 2 checks the rest (variant, shapes).
   demo_backbone.require_checkpoint_files(config.resolved_backbone_checkpoint,
@@ -811,7 +797,6 @@ def run_fidelity(config: DemoConfig, work_dir: str, num_cells: int, cell_seed: i
   Returns:
     The `fidelity.run_fidelity` report (also `<work_dir>/fidelity/fidelity.json`).
   """
-  from deeplab_dpc.search import fidelity  # pylint: disable=g-import-not-at-top
   study = fidelity.FidelityConfig(
       work_dir=os.path.join(work_dir, 'fidelity'), num_cells=num_cells, cell_seed=cell_seed,
       num_branches=config.num_branches, noise_cells=noise_cells, noise_seeds=noise_seeds,

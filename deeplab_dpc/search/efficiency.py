@@ -21,7 +21,12 @@ import statistics as py_statistics
 from typing import Any
 
 from absl import logging
+import keras
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
 
+from deeplab_dpc.data import image_io
 from deeplab_dpc import demo_pipeline
 from deeplab_dpc import fileio
 from deeplab_dpc.search import records
@@ -87,7 +92,6 @@ def _median_min_max(values: list) -> dict:
 def zero_cost_fidelity(fidelity_report: dict, cache_dir: str, manifest: dict,
                        proxy_config) -> dict:
   """Spearman's rho (90% bootstrap) of each zero-cost score against full training."""
-  import keras  # pylint: disable=g-import-not-at-top
   features, labels = zero_cost.minibatch(cache_dir, manifest, proxy_config.batch_size)
   out = {}
   for name in zero_cost.SCORES:
@@ -205,10 +209,6 @@ def median_curve(curves: list[list[list]], budgets: list[int]) -> list:
 
 def write_plot(path: str, report: dict) -> str:
   """Median best proxy mIOU against proxy steps spent, one line per variant (a PNG)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import image_io  # pylint: disable=g-import-not-at-top
   longest = max(p[0] for curves in report['curves'].values() for c in curves for p in c)
   budgets = [int(longest * k / 40) for k in range(1, 41)]
   lines = {v: median_curve(c, budgets) for v, c in report['curves'].items()}

@@ -32,8 +32,17 @@ import os
 from typing import Any
 
 from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
 
+from deeplab_dpc import checkpoints
+from deeplab_dpc.data import demo
+from deeplab_dpc.data import descriptors
+from deeplab_dpc.data import pipeline
 from deeplab_dpc import fileio
+from deeplab_dpc import model as model_lib
+from deeplab_dpc import options as options_lib
 
 MANIFEST = 'manifest.json'
 FORMAT_VERSION = 1
@@ -156,7 +165,6 @@ def checkpoint_fingerprint(path: str, seed: int) -> str:
   """
   if not path:
     return f'{RANDOM_INIT}:seed={seed}:bn-calibrated'
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   prefix = path
   if fileio.isdir(path):
     prefix = tf.train.latest_checkpoint(path)
@@ -233,14 +241,11 @@ def is_complete(manifest: dict | None, cache_dir: str) -> bool:
 
 
 def _count_records(files) -> int:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1))
 
 
 def _ensure_demo_data(config: CacheConfig) -> None:
   """The demo set is tiny and deterministic: build it when the folder has none."""
-  from deeplab_dpc.data import demo  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   try:
     pipeline.list_files(config.dataset_dir, config.train_split, config.dataset)
     pipeline.list_files(config.dataset_dir, config.eval_split, config.dataset)
@@ -251,10 +256,6 @@ def _ensure_demo_data(config: CacheConfig) -> None:
 
 def _backbone(config: CacheConfig, num_classes: int, calibration_images=None):
   """The frozen backbone, initialised from the checkpoint (or randomly, seeded)."""
-  import keras  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import checkpoints  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import model as model_lib  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import options as options_lib  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(config.seed)
   # No head: the model is only a container giving the backbone its original names.
   opts = options_lib.ModelOptions.create(
@@ -283,7 +284,6 @@ def _calibrate_batch_norm(backbone, images) -> None:
   MobileNet-v2, zero in float16. One training-mode pass with momentum 0 gives each
   batch norm the statistics of real images, so the features keep their scale.
   """
-  import keras  # pylint: disable=g-import-not-at-top
   norms = [layer for layer in backbone._flatten_layers()  # pylint: disable=protected-access
            if isinstance(layer, keras.layers.BatchNormalization)]
   saved = [layer.momentum for layer in norms]
@@ -295,19 +295,15 @@ def _calibrate_batch_norm(backbone, images) -> None:
 
 
 def _bytes_feature(value: bytes):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def _ints_feature(values):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
 
 
 def serialize_example(feature, label) -> bytes:
   """One cached record: features [h, w, c] (their dtype) and a uint8 label [H, W]."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   label = np.asarray(label, np.uint8)
   return tf.train.Example(features=tf.train.Features(feature={
       'features': _bytes_feature(np.ascontiguousarray(feature).tobytes()),
@@ -320,8 +316,6 @@ def serialize_example(feature, label) -> bytes:
 def _write_shard(path, backbone_fn, dataset, feature_dtype, num_classes, ignore_label,
                  source) -> int:
   """Runs the backbone over `dataset` and writes one shard atomically; returns its size."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   written = 0
   with fileio.atomic_output(path) as tmp:
     with tf.io.TFRecordWriter(tmp) as writer:
@@ -354,7 +348,6 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
     FileNotFoundError: dataset files or checkpoint missing.
   """
   config.validate()
-  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
   if descriptor.ignore_label > 255 or descriptor.num_classes > 255:
     raise ValueError(f'{descriptor.flag}: the feature cache stores labels as uint8, so it '
@@ -368,9 +361,6 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
       return manifest
     logging.info('Resuming the feature cache in %s', cache_dir)
 
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import pipeline  # pylint: disable=g-import-not-at-top
   # The augmentation's random ops depend on TensorFlow's global seed as well as on
   # their own: fix it, so every shard is the same whichever process writes it.
   keras.utils.set_random_seed(config.seed)
@@ -455,7 +445,6 @@ def build_feature_cache(config: CacheConfig, cache_dir: str, batch_size: int = 8
 
 
 def _first_record_shapes(path: str):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   for record in tf.data.TFRecordDataset(path).take(1):
     example = tf.train.Example.FromString(record.numpy())
     feature = example.features.feature
@@ -490,7 +479,6 @@ def open_feature_cache(cache_dir: str, config: CacheConfig | None = None) -> dic
 
 def load_split(cache_dir: str, manifest: dict, role: str):
   """A tf.data.Dataset of (features float [h, w, c], label int32 [H, W, 1]) for `role`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   files = [os.path.join(cache_dir, name) for name in manifest['splits'][role]['shards']]
   feature_shape = manifest['feature_shape']
   label_shape = manifest['label_shape']

@@ -31,11 +31,21 @@ import time
 from typing import Any, Callable
 
 from absl import logging
+import keras
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
 
 from deeplab_dpc import cell as cell_lib
+from deeplab_dpc.data import image_io
+from deeplab_dpc.evaluation import metrics
 from deeplab_dpc import fileio
-from deeplab_dpc import search_space
+from deeplab_dpc.search import feature_cache
+from deeplab_dpc.search import proxy_task
+from deeplab_dpc.search import rerank
 from deeplab_dpc.search import statistics
+from deeplab_dpc.search import study
+from deeplab_dpc import search_space
 
 REPORT_FILE = 'fidelity.json'
 PLOT_FILE = 'fidelity.png'
@@ -356,10 +366,6 @@ def format_report(report: dict) -> str:
 
 def write_plot(path: str, proxy_scores, full_scores, report: dict) -> str:
   """A scatter plot of full vs proxy mIOU as a PNG (Pillow; no plotting library)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import image_io  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   width, height, margin = 520, 440, 60
   image = Image.new('RGB', (width, height), 'white')
   draw = ImageDraw.Draw(image)
@@ -402,9 +408,6 @@ def write_plot(path: str, proxy_scores, full_scores, report: dict) -> str:
 
 def always_background_score(cache_dir: str, manifest: dict) -> float:
   """mIOU of predicting class 0 everywhere on the cache's evaluation labels."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.evaluation import metrics  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
   confusion = metrics.StreamingConfusion(manifest['num_classes'], manifest['ignore_label'])
   for _, label in feature_cache.load_split(cache_dir, manifest, feature_cache.EVAL).batch(64):
     labels = label.numpy()[..., 0]
@@ -425,9 +428,6 @@ def run_search_fidelity(search, full, config: FidelityConfig) -> dict:
   Returns:
     The report of `run_fidelity`.
   """
-  from deeplab_dpc.search import proxy_task  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import rerank  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import study  # pylint: disable=g-import-not-at-top
   config.validate()
   manifest = study.ensure_cache(search)
   cache_dir = search.resolved_cache_dir
@@ -436,7 +436,6 @@ def run_search_fidelity(search, full, config: FidelityConfig) -> dict:
                                                                               manifest))
 
   def proxy_fn(cell):
-    import keras  # pylint: disable=g-import-not-at-top
     keras.backend.clear_session()
     result = proxy_task.run_proxy_task(cell, cache_dir, manifest, search.proxy)
     return {k: result[k] for k in ('miou', 'pixel_accuracy', 'per_class_iou', 'final_loss')}

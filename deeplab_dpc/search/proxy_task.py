@@ -14,7 +14,18 @@ import math
 import time
 from typing import Any
 
+from absl import logging
+import keras
+import tensorflow as tf
+
 from deeplab_dpc import constants
+from deeplab_dpc import decoder
+from deeplab_dpc.evaluation import metrics
+from deeplab_dpc.heads import dense_prediction_cell
+from deeplab_dpc import layers
+from deeplab_dpc.search import feature_cache
+from deeplab_dpc.training import schedules
+from deeplab_dpc.training import step as step_lib
 
 # Check the loss for NaN every this many steps: a host sync per step would stall the
 # input pipeline on accelerators, and a diverged run stays NaN anyway.
@@ -90,9 +101,6 @@ def build_proxy_model(cell: Any, num_classes: int, output_stride: int = 16,
       the original's 0.9997, which short proxy runs cannot move far enough for
       the scoring (inference-mode) pass.
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import decoder  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.heads import dense_prediction_cell  # pylint: disable=g-import-not-at-top
 
   conv_kwargs = dict(batch_norm_epsilon=constants.HEAD_BATCH_NORM_EPSILON,
                      batch_norm_decay=batch_norm_decay or constants.HEAD_BATCH_NORM_DECAY,
@@ -115,8 +123,6 @@ def build_proxy_model(cell: Any, num_classes: int, output_stride: int = 16,
 
 
 def _dataset(cache_dir, manifest, role, batch_size, config, training):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
   dataset = feature_cache.load_split(cache_dir, manifest, role)
   dtype_bytes = 2 if manifest['config']['feature_dtype'] == 'float16' else 4
   example_bytes = (math.prod(manifest['feature_shape']) * dtype_bytes +
@@ -150,13 +156,6 @@ def run_proxy_task(cell: Any, cache_dir: str, manifest: dict, config: ProxyConfi
   Raises:
     ProxyTaskDiverged: the loss became NaN or infinite (message names the step).
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc import layers  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.evaluation import metrics  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import feature_cache  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.training import schedules  # pylint: disable=g-import-not-at-top
 
   config.validate()
   num_classes = manifest['num_classes']
@@ -231,8 +230,6 @@ def _train_step(model, optimizer, num_classes: int, ignore_label: int,
                 upsample_logits: bool, label_weights=1.0):
   """The proxy's training step: train.py's (`step.make_train_step`) without gradient
   multipliers, as a tf.function returning the total loss."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.training import step as step_lib  # pylint: disable=g-import-not-at-top
   train_step = step_lib.make_train_step(model, optimizer, step_lib.LossSettings(
       num_classes, ignore_label, label_weights, upsample_logits))
   return tf.function(lambda features, labels: train_step(features, labels)['total_loss'])
@@ -240,8 +237,6 @@ def _train_step(model, optimizer, num_classes: int, ignore_label: int,
 
 def proxy_train_step_fn(cell: Any, manifest: dict, config: ProxyConfig):
   """(step function, model) for benchmarking one proxy training step in isolation."""
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(config.seed)
   num_classes = manifest['num_classes']
   model = build_proxy_model(cell, num_classes, manifest['config']['output_stride'],

@@ -17,11 +17,16 @@ import os
 from typing import Any
 
 from absl import logging
+import keras
 
 from deeplab_dpc import cell as cell_lib
+from deeplab_dpc.data import descriptors
+from deeplab_dpc.evaluation import evaluator
 from deeplab_dpc import fileio
+from deeplab_dpc import options as options_lib
 from deeplab_dpc.search import records
 from deeplab_dpc.search import statistics
+from deeplab_dpc.training import trainer
 
 REPORT_FILE = 'rerank.json'
 WINNER_FILE = 'rerank_winner.json'
@@ -88,21 +93,8 @@ class RerankConfig:
   label_weights: Any = 1.0
 
 
-def _libraries():
-  """The trainer and the evaluator, or a clear error if they are missing."""
-  try:
-    from deeplab_dpc.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-    from deeplab_dpc.training import trainer  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise RuntimeError('--mode=rerank needs the training and evaluation libraries '
-                       '(deeplab_dpc.training.trainer, deeplab_dpc.evaluation.evaluator), which '
-                       f'are not importable: {e}') from e
-  return trainer, evaluator
-
-
 def _eval_crop(config: RerankConfig) -> tuple[int, int]:
   """The evaluation crop, or a ValueError naming the flag when the dataset has no default."""
-  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   eval_crop = config.eval_crop_size or _DEFAULT_EVAL_CROP.get(config.dataset)
   if not eval_crop:
     descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
@@ -112,8 +104,6 @@ def _eval_crop(config: RerankConfig) -> tuple[int, int]:
 
 
 def _model_options(config: RerankConfig, cell, crop_size, **kwargs):
-  from deeplab_dpc import options as options_lib  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   descriptor = descriptors.get_dataset_descriptor(config.dataset, config.dataset_dir)
   return options_lib.ModelOptions.create(
       num_classes=descriptor.num_classes, model_variant=config.model_variant,
@@ -130,8 +120,6 @@ def train_cell(config: RerankConfig, cell, workdir: str) -> dict:
   Returns:
     {'checkpoint', 'global_step'}.
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  trainer, _ = _libraries()
   keras.backend.clear_session()  # Each cell is a new model; keep memory flat.
   train_config = trainer.TrainConfig(
       dataset=config.dataset, dataset_dir=config.dataset_dir,
@@ -161,8 +149,6 @@ def evaluate_cell(config: RerankConfig, cell, checkpoint: str, eval_logdir: str)
   Returns:
     {'miou', 'pixel_accuracy', 'per_class_iou', 'class_names'}.
   """
-  _, evaluator = _libraries()
-  from deeplab_dpc.data import descriptors  # pylint: disable=g-import-not-at-top
   eval_dir = config.eval_dataset_dir or config.dataset_dir
   descriptor = descriptors.get_dataset_descriptor(config.dataset, eval_dir)
   eval_options = _model_options(config, cell, _eval_crop(config),

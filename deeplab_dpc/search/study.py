@@ -27,12 +27,17 @@ import tempfile
 import time
 
 from absl import logging
+import keras
 
+from deeplab_dpc import cell as cell_lib
 from deeplab_dpc import fileio
-from deeplab_dpc import search_space
 from deeplab_dpc.search import feature_cache
+from deeplab_dpc.search import oracle as oracle_lib
 from deeplab_dpc.search import proxy_task
 from deeplab_dpc.search import records
+from deeplab_dpc.search import tuner as tuner_lib
+from deeplab_dpc.search import zero_cost
+from deeplab_dpc import search_space
 
 STUDY_FILE = 'study.json'
 CONFIG_FILE = 'search_config.json'
@@ -155,13 +160,10 @@ class SearchConfig:
       raise ValueError(f'--algorithm must be one of {", ".join(ALGORITHMS)}, got '
                        f'{self.algorithm!r}')
     if self.algorithm == EVOLUTION:
-      from deeplab_dpc.search import oracle as oracle_lib  # pylint: disable=g-import-not-at-top
       oracle_lib.check_evolution_sizes(self.population_size, self.tournament_size)
     if self.algorithm == SUCCESSIVE_HALVING:
-      from deeplab_dpc.search import oracle as oracle_lib  # pylint: disable=g-import-not-at-top
       oracle_lib.rung_steps(self.proxy.training_number_of_steps, self.eta, self.num_rungs)
     if self.prescreen:
-      from deeplab_dpc.search import zero_cost  # pylint: disable=g-import-not-at-top
       zero_cost.parse_prescreen(self.prescreen)
     if int(self.num_workers) < 0:
       raise ValueError(f'--num_workers must be >= 0, got {self.num_workers}')
@@ -186,7 +188,6 @@ def load_seed_cells(paths, num_branches: int) -> list[list[dict]]:
         obj = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
       raise ValueError(f'--seed_cells: {path} is not a JSON file ({e})') from None
-    from deeplab_dpc import cell as cell_lib  # pylint: disable=g-import-not-at-top
     out.append(cell_lib.cell_to_json(search_space.validate_seed_cell(
         obj, f'--seed_cells {path}', num_branches=num_branches)))
   return out
@@ -294,8 +295,6 @@ def run_search(config: SearchConfig) -> dict:
   current = role()
   if current == EMBEDDED and config.num_workers > 0:
     return run_supervised(config)
-  from deeplab_dpc.search import oracle as oracle_lib  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import tuner as tuner_lib  # pylint: disable=g-import-not-at-top
   seeds = load_seed_cells(config.seed_cells, config.num_branches)
   manifest = ensure_cache(config)
   check_study(config, manifest, write=current != WORKER)
@@ -318,7 +317,6 @@ def run_search(config: SearchConfig) -> dict:
   else:
     oracle_class, sizes = oracle_lib.DensePredictionCellOracle, {}
   if config.prescreen and current != WORKER:  # Only the oracle's process proposes.
-    from deeplab_dpc.search import zero_cost  # pylint: disable=g-import-not-at-top
     sizes['prescreen'] = zero_cost.parse_prescreen(config.prescreen)
     sizes['prescreen_fn'] = _prescreen_fn(config, manifest, sizes['prescreen'][0])
   oracle = oracle_class(
@@ -339,8 +337,6 @@ def run_search(config: SearchConfig) -> dict:
 
 def _prescreen_fn(config: SearchConfig, manifest: dict, name: str):
   """cell -> its zero-cost score `name` on the first cached training minibatch."""
-  import keras  # pylint: disable=g-import-not-at-top
-  from deeplab_dpc.search import zero_cost  # pylint: disable=g-import-not-at-top
   features, labels = zero_cost.minibatch(config.resolved_cache_dir, manifest,
                                          config.proxy.batch_size)
 

@@ -14,7 +14,6 @@ from absl import flags
 from absl import logging
 
 from deeplab_dpc import cli
-from deeplab_dpc import demo_pipeline
 
 FLAGS = flags.FLAGS
 
@@ -32,6 +31,8 @@ def main(argv):
   # Every stage reports its progress through absl at INFO, which absl hides by default.
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.INFO)
+  # Here, not at the top: the pipeline loads TensorFlow, which --help does not need.
+  from deeplab_dpc import demo_pipeline  # pylint: disable=g-import-not-at-top
   demo_pipeline.run(demo_pipeline.DemoConfig.create(
       FLAGS.output_dir, reduced=FLAGS.reduced, seed=FLAGS.seed,
       backbone_checkpoint=FLAGS.backbone_checkpoint))
