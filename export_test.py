@@ -20,6 +20,7 @@ from deeplab_dpc.data import colormaps
 from deeplab_dpc.data import demo
 from deeplab_dpc.data import preprocess
 from deeplab_dpc.data import shard_writer
+from deeplab_dpc.testing import cli_runner
 from deeplab_dpc.testing import golden
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -127,7 +128,7 @@ def test_multi_scale_export_equals_in_process_prediction(tmp_path):
                                 np.asarray(expected['semantic_predictions']))
 
 
-@pytest.mark.parametrize('flags, message', [
+_MISTAKES = [
     ([], '--checkpoint_path is required'),
     (['--quantization=dynamic_range'], '--quantization=dynamic_range applies to the TFLite'),
     (['--tflite_path=/tmp/x.tflite', '--quantization=full_integer'],
@@ -140,15 +141,30 @@ def test_multi_scale_export_equals_in_process_prediction(tmp_path):
     (['--dataset=pascal_voc_seg'],
      '--num_classes=19 but --dataset=pascal_voc_seg has 21 classes: leave out --num_classes'),
     (['--dense_prediction_cell_json=/nonexistent.json'], 'dense_prediction_cell_json: no such'),
-])
-def test_user_mistakes_exit_2_with_one_line(flags, message, golden_checkpoint, tmp_path):
-  base = {f.split('=')[0]: f for f in [f'--checkpoint_path={golden_checkpoint}',
-                                        f'--export_path={tmp_path}/out', *GOLDEN_FLAGS]}
-  if not flags:
-    base.pop('--checkpoint_path')
-  for flag in flags:
-    base[flag.split('=')[0]] = flag
-  result = _export(*base.values())
+]
+
+
+@pytest.fixture(scope='module')
+def mistake_runs(golden_checkpoint, tmp_path_factory):
+  """export.py on each of `_MISTAKES`, one forked run each (`cli_runner`)."""
+  out = tmp_path_factory.mktemp('mistakes')
+  argvs = []
+  for index, (flags, _) in enumerate(_MISTAKES):
+    base = {f.split('=')[0]: f for f in [f'--checkpoint_path={golden_checkpoint}',
+                                          f'--export_path={out}/{index}', *GOLDEN_FLAGS]}
+    if not flags:
+      base.pop('--checkpoint_path')
+    for flag in flags:
+      base[flag.split('=')[0]] = flag
+    argvs.append(list(base.values()))
+  return cli_runner.run_many('deeplab_dpc.tools.export', argvs, cwd=ROOT,
+                             env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+
+
+@pytest.mark.parametrize('index', range(len(_MISTAKES)),
+                         ids=[message for _, message in _MISTAKES])
+def test_user_mistakes_exit_2_with_one_line(index, mistake_runs):
+  message, result = _MISTAKES[index][1], mistake_runs[index]
   assert result.returncode == 2, result.stderr[-2000:]
   assert message in result.stderr
   assert 'Traceback' not in result.stderr

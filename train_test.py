@@ -14,6 +14,7 @@ from deeplab_dpc.data import demo
 from deeplab_dpc.data import image_io
 from deeplab_dpc.data import shard_writer
 from deeplab_dpc.data import tfrecord
+from deeplab_dpc.testing import cli_runner
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -91,7 +92,7 @@ def test_sigkill_then_restart_equals_an_uninterrupted_run(demo_dir, tmp_path):
     np.testing.assert_array_equal(actual[name], value, err_msg=name)
 
 
-@pytest.mark.parametrize('flags, message', [
+_MISTAKES = [
     (['--train_crop_size=64,64'], '--train_crop_size=64,64 does not suit --output_stride=16'),
     (['--train_crop_size=64'], '--train_crop_size must be two positive integers'),
     (['--dataset=nope'], '--dataset'),
@@ -100,11 +101,26 @@ def test_sigkill_then_restart_equals_an_uninterrupted_run(demo_dir, tmp_path):
     (['--distribution=multi_worker'], 'TF_CONFIG'),
     (['--base_learning_rate=nan'], '--base_learning_rate must be a finite number, got nan'),
     (['--label_weights=1,2'], '--label_weights has 2 values but --dataset=demo has 6 classes'),
-])
-def test_user_mistakes_exit_2(flags, message, demo_dir, tmp_path):
-  names = {f.split('=')[0] for f in flags}
-  small = [f for f in _SMALL if f.split('=')[0] not in names]
-  result = _run(_command(demo_dir, tmp_path / 'log', 1, *small, *flags))
+]
+
+
+@pytest.fixture(scope='module')
+def mistake_runs(demo_dir, tmp_path_factory):
+  """train.py on each of `_MISTAKES`, one forked run each (`cli_runner`)."""
+  out = tmp_path_factory.mktemp('mistakes')
+  argvs = []
+  for index, (flags, _) in enumerate(_MISTAKES):
+    names = {f.split('=')[0] for f in flags}
+    small = [f for f in _SMALL if f.split('=')[0] not in names]
+    argvs.append(_command(demo_dir, out / str(index), 1, *small, *flags)[2:])
+  env = {k: v for k, v in _ENV.items() if k != 'TF_CONFIG'}
+  return cli_runner.run_many('deeplab_dpc.tools.train', argvs, cwd=ROOT, env=env)
+
+
+@pytest.mark.parametrize('index', range(len(_MISTAKES)),
+                         ids=[message for _, message in _MISTAKES])
+def test_user_mistakes_exit_2(index, mistake_runs):
+  message, result = _MISTAKES[index][1], mistake_runs[index]
   assert result.returncode == 2, result.stderr[-2000:]
   assert message in result.stderr
   assert 'Traceback' not in result.stderr
